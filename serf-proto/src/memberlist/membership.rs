@@ -1,0 +1,375 @@
+//! Membership state transitions: alive, suspect, dead, refute, and the merge of a
+//! push-pull (memberlist `state.go`: `aliveNode`, `suspectNode`, `deadNode`, `refute`,
+//! `mergeState`).
+
+use super::delegate::Candidate;
+use super::state::{Entry, Node, NodeState};
+use super::suspicion::{self, Suspicion};
+use super::timers::Timer;
+use super::{Delegate, Event, Memberlist, OutMsg, Pending};
+use crate::name::Name;
+use crate::time::Instant;
+use crate::wire::{Alive, Dead, PushPull, Suspect, WireMessage, WireState};
+use bytes::Bytes;
+
+impl<D: Delegate> Memberlist<D> {
+    /// Queues a membership broadcast about `node`, replacing any older one about it.
+    fn broadcast_about(&mut self, node: &str, framed: Vec<u8>, notify: Option<u64>) {
+        let before = self.broadcasts.dropped();
+        self.broadcasts.push(
+            Bytes::from(framed),
+            Some(Name::from_str_unchecked(node)),
+            notify,
+        );
+        self.metrics.broadcasts_dropped += self.broadcasts.dropped() - before;
+    }
+
+    /// An alive message. `authoritative` marks our own announcements (start, metadata
+    /// update, rejoin), which are applied without refuting.
+    pub(crate) fn handle_alive(&mut self, now: Instant, a: &Alive<'_>, authoritative: bool) {
+        let is_self = a.node == self.name.as_str();
+        // After leaving we ignore news about ourselves until we join again (Go: hasLeft).
+        if is_self && self.left && !authoritative {
+            return;
+        }
+        let [pmin, pmax, ..] = a.versions;
+        if pmin == 0 || pmax == 0 || pmin > pmax || a.meta.len() > self.config.max_meta_size {
+            self.metrics.alive_refused += 1;
+            return;
+        }
+        if !is_self {
+            let candidate = Candidate {
+                name: a.node,
+                addr: a.addr,
+                meta: a.meta,
+                incarnation: a.incarnation,
+                state: NodeState::Alive,
+                versions: a.versions,
+            };
+            if !self.delegate.notify_alive(&candidate) {
+                self.metrics.alive_refused += 1;
+                return;
+            }
+        }
+
+        let mut fresh = false;
+        let mut address_update = false;
+        let i = match self.members.find(a.node) {
+            Some(i) => {
+                let e = self.members.at(i);
+                if e.node.addr != a.addr {
+                    let reclaimable = e.node.state == NodeState::Dead
+                        && self
+                            .config
+                            .dead_node_reclaim_time
+                            .is_some_and(|t| now - e.state_change > t);
+                    if e.node.state == NodeState::Left || reclaimable {
+                        address_update = true;
+                    } else {
+                        self.metrics.conflicts += 1;
+                        let other = Node {
+                            name: Name::from_str_unchecked(a.node),
+                            addr: a.addr,
+                            meta: Bytes::copy_from_slice(a.meta),
+                            incarnation: a.incarnation,
+                            state: NodeState::Alive,
+                            versions: a.versions,
+                        };
+                        self.events.push_back(Event::NameConflict {
+                            existing: e.node.clone(),
+                            other,
+                        });
+                        return;
+                    }
+                }
+                i
+            }
+            None => {
+                if self.members.len() >= self.config.max_members {
+                    self.metrics.members_refused += 1;
+                    return;
+                }
+                fresh = true;
+                // Inserted as dead so the transition below reports the join (Go does the
+                // same), at a random position of the probe order.
+                let entry = Entry {
+                    node: Node {
+                        name: Name::from_str_unchecked(a.node),
+                        addr: a.addr,
+                        meta: Bytes::new(),
+                        incarnation: a.incarnation,
+                        state: NodeState::Dead,
+                        versions: a.versions,
+                    },
+                    state_change: now,
+                    suspicion: None,
+                    last_accused: None,
+                };
+                self.members.insert_random(entry, &mut self.rng)
+            }
+        };
+
+        let e = self.members.at(i);
+        if !is_self && !fresh && !address_update && a.incarnation <= e.node.incarnation {
+            self.maybe_accuse(now, i, a);
+            return;
+        }
+        if is_self && a.incarnation < e.node.incarnation {
+            return;
+        }
+
+        let e = self.members.at_mut(i);
+        e.suspicion = None;
+        let old_state = e.node.state;
+        let meta_changed = e.node.meta != a.meta;
+
+        if is_self && !authoritative {
+            // Someone says we are alive at our incarnation, with other metadata: a stale
+            // view after a restart with a new configuration. Refute unless identical.
+            if a.incarnation == e.node.incarnation && !meta_changed && a.versions == self.versions {
+                return;
+            }
+            self.refute(now, a.incarnation);
+            return;
+        }
+
+        self.broadcast_about(a.node, a.to_vec(), None);
+        let e = self.members.at_mut(i);
+        e.node.versions = a.versions;
+        e.node.incarnation = a.incarnation;
+        if meta_changed {
+            e.node.meta = Bytes::copy_from_slice(a.meta);
+        }
+        e.node.addr = a.addr;
+        self.members.set_state(i, NodeState::Alive, now);
+
+        let node = self.members.at(i).node.clone();
+        if old_state.is_dead_or_left() {
+            self.events.push_back(Event::NodeJoined(node));
+        } else if meta_changed {
+            self.events.push_back(Event::NodeUpdated(node));
+        }
+    }
+
+    /// A member keeps announcing an incarnation we already hold it suspect, dead or left
+    /// at: it missed the news (e.g. restarted during a mass restart with its old
+    /// incarnation forgotten, memberlist #311). Tell it directly, at most once per probe
+    /// interval, so it refutes with a higher incarnation.
+    fn maybe_accuse(&mut self, now: Instant, i: usize, a: &Alive<'_>) {
+        let interval = self.config.probe_interval;
+        let e = self.members.at_mut(i);
+        if e.node.state == NodeState::Alive
+            || e.node.addr != a.addr
+            || e.last_accused.is_some_and(|t| now - t < interval)
+        {
+            return;
+        }
+        e.last_accused = Some(now);
+        let (state, incarnation, addr) = (e.node.state, e.node.incarnation, e.node.addr);
+        let node = e.node.name.clone();
+        let framed = match state {
+            NodeState::Suspect => Suspect {
+                incarnation,
+                node: &node,
+                from: &self.name,
+            }
+            .to_vec(),
+            NodeState::Dead => Dead {
+                incarnation,
+                node: &node,
+                from: &self.name,
+            }
+            .to_vec(),
+            // The member's own leave message.
+            NodeState::Left => Dead {
+                incarnation,
+                node: &node,
+                from: &node,
+            }
+            .to_vec(),
+            NodeState::Alive => return,
+        };
+        self.metrics.accusations_sent += 1;
+        self.pending.push_back(Pending::Packet {
+            to: addr,
+            msg: OutMsg::Framed(Bytes::from(framed)),
+        });
+    }
+
+    /// A suspect message: start or confirm a suspicion, or refute it if it is about us.
+    pub(crate) fn handle_suspect(&mut self, now: Instant, s: &Suspect<'_>) {
+        let Some(i) = self.members.find(s.node) else {
+            return;
+        };
+        let e = self.members.at_mut(i);
+        if s.incarnation < e.node.incarnation {
+            return;
+        }
+        if let Some(susp) = e.suspicion.as_mut() {
+            // An independent confirmation shortens the timeout (Lifeguard §IV-B); re-gossip
+            // it so others count it too.
+            if susp.confirm(s.from, now) {
+                let (deadline, generation) = (susp.deadline, susp.generation);
+                let name = e.node.name.clone();
+                self.timers
+                    .schedule(deadline, Timer::Suspicion(name, generation));
+                self.broadcast_about(s.node, s.to_vec(), None);
+            }
+            return;
+        }
+        if e.node.state != NodeState::Alive {
+            return;
+        }
+        if s.node == self.name.as_str() {
+            self.refute(now, s.incarnation);
+            return;
+        }
+        self.broadcast_about(s.node, s.to_vec(), None);
+        self.metrics.suspicions += 1;
+
+        let n = self.members.len();
+        let mult = self.config.suspicion_mult;
+        // Wanted confirmations: timing the nominal timeout two probe intervals short of the
+        // multiplier. Without enough other members to confirm, expect none.
+        let mut k = mult.saturating_sub(2);
+        if (n as u64) < u64::from(k) + 2 {
+            k = 0;
+        }
+        let min = suspicion::suspicion_timeout(mult, n, self.config.probe_interval);
+        let max = min.saturating_mul(self.config.suspicion_max_timeout_mult);
+        let susp = Suspicion::new(Name::from_str_unchecked(s.from), k, min, max, now);
+        let deadline = susp.deadline;
+        let e = self.members.at_mut(i);
+        e.node.incarnation = s.incarnation;
+        e.suspicion = Some(Box::new(susp));
+        let name = e.node.name.clone();
+        self.members.set_state(i, NodeState::Suspect, now);
+        self.timers.schedule(deadline, Timer::Suspicion(name, 0));
+    }
+
+    /// A suspicion ran out: declare the member dead.
+    pub(crate) fn on_suspicion_timeout(&mut self, now: Instant, name: &Name, generation: u32) {
+        let Some(i) = self.members.find(name) else {
+            return;
+        };
+        let e = self.members.at(i);
+        let Some(susp) = e.suspicion.as_ref() else {
+            return;
+        };
+        if susp.generation != generation || e.node.state != NodeState::Suspect {
+            return;
+        }
+        if susp.confirmations < susp.k {
+            self.metrics.suspicions_degraded += 1;
+        }
+        self.metrics.deaths_declared += 1;
+        let incarnation = e.node.incarnation;
+        let me = self.name.clone();
+        self.handle_dead(
+            now,
+            &Dead {
+                incarnation,
+                node: name,
+                from: &me,
+            },
+        );
+    }
+
+    /// A dead message (or a leave, when `node == from`).
+    pub(crate) fn handle_dead(&mut self, now: Instant, d: &Dead<'_>) {
+        let Some(i) = self.members.find(d.node) else {
+            return;
+        };
+        let e = self.members.at_mut(i);
+        if d.incarnation < e.node.incarnation {
+            return;
+        }
+        e.suspicion = None;
+        if e.node.state.is_dead_or_left() {
+            return;
+        }
+        let mut notify = None;
+        if d.node == self.name.as_str() {
+            if !self.left {
+                self.refute(now, d.incarnation);
+                return;
+            }
+            // Our own leave: report completion once this broadcast has gone out.
+            notify = self.leave.as_ref().map(|l| l.notify);
+        }
+        self.broadcast_about(d.node, d.to_vec(), notify);
+        let e = self.members.at_mut(i);
+        e.node.incarnation = d.incarnation;
+        let state = if d.node == d.from {
+            NodeState::Left
+        } else {
+            NodeState::Dead
+        };
+        self.members.set_state(i, state, now);
+        let node = self.members.at(i).node.clone();
+        self.events.push_back(Event::NodeLeft(node));
+    }
+
+    /// Someone accuses us: announce a higher incarnation (Go: `refute`). Having to refute
+    /// is also a sign we may be slow, so our health score worsens.
+    pub(crate) fn refute(&mut self, now: Instant, accused: u32) {
+        let mut inc = self.incarnation.wrapping_add(1);
+        if accused >= inc {
+            inc = accused.wrapping_add(1);
+        }
+        self.incarnation = inc;
+        self.awareness.apply(1);
+        self.metrics.refutes += 1;
+        if let Some(i) = self.members.find(&self.name) {
+            self.members.at_mut(i).node.incarnation = inc;
+            self.members.set_state(i, NodeState::Alive, now);
+        }
+        let alive = Alive {
+            incarnation: inc,
+            node: &self.name,
+            addr: self.addr,
+            meta: &self.meta,
+            versions: self.versions,
+        };
+        let framed = alive.to_vec();
+        let name = self.name.clone();
+        self.broadcast_about(&name, framed, None);
+    }
+
+    /// Merges a remote node table (Go: `mergeState`). A remote "dead" only makes us
+    /// suspect the member, so it gets a chance to refute.
+    pub(crate) fn merge_push_pull(&mut self, now: Instant, pp: &PushPull<'_>) {
+        let me = self.name.clone();
+        for n in pp.nodes() {
+            match n.state {
+                WireState::Alive => self.handle_alive(
+                    now,
+                    &Alive {
+                        incarnation: n.incarnation,
+                        node: n.name,
+                        addr: n.addr,
+                        meta: n.meta,
+                        versions: n.versions,
+                    },
+                    false,
+                ),
+                WireState::Left => self.handle_dead(
+                    now,
+                    &Dead {
+                        incarnation: n.incarnation,
+                        node: n.name,
+                        from: n.name,
+                    },
+                ),
+                WireState::Dead | WireState::Suspect => self.handle_suspect(
+                    now,
+                    &Suspect {
+                        incarnation: n.incarnation,
+                        node: n.name,
+                        from: &me,
+                    },
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! Reliable streams: push-pull (join and anti-entropy), the stream fallback ping, and
+//! messages too large for a datagram.
+//!
+//! The core names streams and speaks in whole frames; each frame carries the same
+//! transforms as a datagram (label, checksum, compression, encryption). Every stream has a
+//! deadline; when it passes the stream is closed and counted as failed.
+//!
+//! Exchanges:
+//! - push-pull: the initiator sends its state; the responder answers with its own, and
+//!   both merge. The responder closes after answering.
+//! - ping: the initiator sends a ping; the responder answers with an ack and closes.
+//! - user message: the initiator sends it and closes.
+
+use super::delegate::{Candidate, JoinError};
+use super::state::NodeState;
+use super::timers::Timer;
+use super::{Delegate, Event, JoinId, Memberlist, Pending};
+use crate::output::StreamEvent;
+use crate::time::Instant;
+use crate::wire::{Ack, BodyIter, ErrorReply, Message, PushNode, PushPull, WireMessage, WireState};
+use bytes::Bytes;
+use core::net::SocketAddr;
+
+/// What a stream is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    /// We sent our state and wait for theirs; part of join `join` if any.
+    PushPull { join: Option<u64> },
+    /// We sent a fallback ping for probe `seq`.
+    Ping { seq: u32 },
+    /// We only send (a large user message) and close.
+    SendOnly,
+    /// A peer opened it; we wait for its first frame.
+    Inbound,
+}
+
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub peer: SocketAddr,
+    pub kind: StreamKind,
+}
+
+#[derive(Debug)]
+pub(crate) struct JoinState {
+    pub remaining: usize,
+    pub joined: usize,
+    pub failed: Vec<(SocketAddr, JoinError)>,
+}
+
+impl<D: Delegate> Memberlist<D> {
+    /// Opens a stream with the default deadline.
+    pub(crate) fn open_stream(&mut self, now: Instant, to: SocketAddr, kind: StreamKind) -> u64 {
+        let deadline = now + self.config.stream_timeout;
+        self.open_stream_until(now, to, kind, deadline)
+    }
+
+    /// Opens a stream that fails at `deadline`.
+    pub(crate) fn open_stream_until(
+        &mut self,
+        _now: Instant,
+        to: SocketAddr,
+        kind: StreamKind,
+        deadline: Instant,
+    ) -> u64 {
+        let id = self.next_stream;
+        self.next_stream += 1;
+        self.streams.insert(id, Stream { peer: to, kind });
+        self.pending.push_back(Pending::Open { id, to });
+        self.timers.schedule(deadline, Timer::Stream(id));
+        id
+    }
+
+    pub(crate) fn register_inbound_stream(&mut self, now: Instant, from: SocketAddr) -> u64 {
+        let id = self.next_stream;
+        self.next_stream += 1;
+        self.inbound_streams += 1;
+        self.streams.insert(
+            id,
+            Stream {
+                peer: from,
+                kind: StreamKind::Inbound,
+            },
+        );
+        self.timers
+            .schedule(now + self.config.stream_timeout, Timer::Stream(id));
+        id
+    }
+
+    /// Forgets a stream and tells the driver to close it.
+    pub(crate) fn close_stream(&mut self, id: u64) {
+        if let Some(s) = self.streams.remove(&id) {
+            if s.kind == StreamKind::Inbound {
+                self.inbound_streams -= 1;
+            }
+            self.pending.push_back(Pending::Close { id });
+        }
+    }
+
+    /// Applies the transforms to a framed body. `None` if it exceeds `max_stream_frame`.
+    pub(crate) fn seal_frame(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        if body.len() > self.config.max_stream_frame {
+            self.metrics.messages_too_large += 1;
+            return None;
+        }
+        let mut frame = Vec::with_capacity(body.len() + self.transforms.overhead());
+        let mut compressed = core::mem::take(&mut self.scratch.compressed);
+        let r = self
+            .transforms
+            .seal(body, &mut self.rng, &mut compressed, &mut frame);
+        self.scratch.compressed = compressed;
+        match r {
+            Ok(()) => Some(frame),
+            Err(e) => {
+                self.metrics.count_transform_error(e);
+                None
+            }
+        }
+    }
+
+    /// Our whole state as a framed push-pull.
+    fn encode_push_pull(&mut self, join: bool) -> Vec<u8> {
+        let mut user = Vec::new();
+        self.delegate.local_state(join, &mut user);
+        let mut out = Vec::with_capacity(64 * self.members.len() + user.len() + 16);
+        let nodes = self.members.iter().map(|e| PushNode {
+            name: &e.node.name,
+            addr: e.node.addr,
+            meta: &e.node.meta,
+            incarnation: e.node.incarnation,
+            state: e.node.state.to_wire(),
+            versions: e.node.versions,
+        });
+        PushPull::encode(&mut out, join, nodes, &user);
+        out
+    }
+
+    /// Starts a push-pull with `to`, as part of join `join` if any.
+    pub(crate) fn start_push_pull(&mut self, now: Instant, to: SocketAddr, join: Option<u64>) {
+        let body = self.encode_push_pull(join.is_some());
+        let id = self.open_stream(now, to, StreamKind::PushPull { join });
+        match self.seal_frame(&body) {
+            Some(frame) => self.pending.push_back(Pending::Frame { id, frame }),
+            None => self.fail_stream(id, JoinError::BadAnswer("local state too large".into())),
+        }
+    }
+
+    pub(crate) fn on_stream_event(&mut self, now: Instant, id: u64, event: StreamEvent<'_>) {
+        let Some(stream) = self.streams.get(&id) else {
+            self.metrics.streams_unknown += 1;
+            return;
+        };
+        let (peer, kind) = (stream.peer, stream.kind);
+        match event {
+            StreamEvent::Frame(frame) => {
+                self.metrics.frames_received += 1;
+                let mut open = core::mem::take(&mut self.scratch.open);
+                let max = self.config.max_stream_frame;
+                match self.transforms.open(frame, &mut open, max) {
+                    Ok(body) => self.handle_frame(now, id, peer, kind, body),
+                    Err(e) => {
+                        self.metrics.count_transform_error(e);
+                        self.fail_stream(id, JoinError::BadAnswer(e.to_string()));
+                    }
+                }
+                self.scratch.open = open;
+            }
+            StreamEvent::Closed | StreamEvent::Failed => {
+                // A stream that only sends, or an inbound one, ends quietly; one that
+                // waited for an answer failed.
+                match kind {
+                    StreamKind::SendOnly | StreamKind::Inbound => self.close_stream(id),
+                    _ => self.fail_stream(id, JoinError::Unreachable),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn on_stream_timeout(&mut self, _now: Instant, id: u64) {
+        if self.streams.contains_key(&id) {
+            self.fail_stream(id, JoinError::Timeout);
+        }
+    }
+
+    /// Closes a stream that did not complete, and reports it to its join if any.
+    fn fail_stream(&mut self, id: u64, why: JoinError) {
+        let Some(s) = self.streams.get(&id) else {
+            return;
+        };
+        let (peer, kind) = (s.peer, s.kind);
+        self.metrics.streams_failed += 1;
+        self.close_stream(id);
+        if let StreamKind::PushPull { join: Some(j) } = kind {
+            if let Some(js) = self.joins.get_mut(&j) {
+                js.remaining -= 1;
+                js.failed.push((peer, why));
+            }
+            self.finish_join_if_done(j);
+        }
+    }
+
+    /// Reports a join once every address has answered or failed.
+    pub(crate) fn finish_join_if_done(&mut self, id: u64) {
+        if self.joins.get(&id).is_some_and(|j| j.remaining == 0) {
+            // Present: just checked.
+            let j = self.joins.remove(&id).expect("join present");
+            self.events.push_back(Event::JoinCompleted {
+                id: JoinId(id),
+                joined: j.joined,
+                failed: j.failed,
+            });
+        }
+    }
+
+    fn handle_frame(
+        &mut self,
+        now: Instant,
+        id: u64,
+        peer: SocketAddr,
+        kind: StreamKind,
+        body: &[u8],
+    ) {
+        // A stream carries one message per frame.
+        let decoded = BodyIter::new(body).next().map(|r| {
+            r.and_then(|(ty, fields)| Message::decode(ty, fields, self.config.max_members))
+        });
+        let msg = match decoded {
+            Some(Ok(Some(m))) => m,
+            Some(Ok(None)) => {
+                self.metrics.messages_unknown += 1;
+                self.reply_error(id, "unknown message type");
+                self.fail_stream(id, JoinError::BadAnswer("unknown message type".into()));
+                return;
+            }
+            Some(Err(e)) => {
+                self.metrics.messages_malformed += 1;
+                self.reply_error(id, "malformed message");
+                self.fail_stream(id, JoinError::BadAnswer(e.to_string()));
+                return;
+            }
+            None => {
+                self.metrics.messages_malformed += 1;
+                self.fail_stream(id, JoinError::BadAnswer("empty frame".into()));
+                return;
+            }
+        };
+        match (kind, msg) {
+            (StreamKind::PushPull { join }, Message::PushPull(pp)) => {
+                let ok = self.complete_push_pull(now, &pp, join.is_some(), true);
+                match (ok, join) {
+                    (Ok(()), Some(j)) => {
+                        if let Some(js) = self.joins.get_mut(&j) {
+                            js.remaining -= 1;
+                            js.joined += 1;
+                        }
+                        self.close_stream(id);
+                        self.finish_join_if_done(j);
+                    }
+                    (Ok(()), None) => self.close_stream(id),
+                    (Err(why), _) => self.fail_stream(id, JoinError::MergeRefused(why)),
+                }
+            }
+            (StreamKind::PushPull { .. }, Message::Error(e)) => {
+                let why = JoinError::Remote(e.message.to_string());
+                self.fail_stream(id, why);
+            }
+            (StreamKind::Ping { seq }, Message::Ack(a)) => {
+                if a.seq == seq {
+                    self.on_stream_ping_ack(seq);
+                }
+                self.close_stream(id);
+            }
+            (StreamKind::Inbound, Message::PushPull(pp)) => {
+                // Answer with our state first, as Go's responder does, then merge.
+                let body = self.encode_push_pull(pp.join);
+                if let Some(frame) = self.seal_frame(&body) {
+                    self.pending.push_back(Pending::Frame { id, frame });
+                }
+                if let Err(why) = self.complete_push_pull(now, &pp, pp.join, false) {
+                    self.metrics.merges_refused += 1;
+                    let _ = why;
+                }
+                self.close_stream(id);
+            }
+            (StreamKind::Inbound, Message::Ping(p)) => {
+                if p.target.is_empty() || p.target == self.name.as_str() {
+                    let mut payload = Vec::new();
+                    self.delegate.ack_payload(&mut payload);
+                    let ack = Ack {
+                        seq: p.seq,
+                        payload: &payload,
+                    }
+                    .to_vec();
+                    if let Some(frame) = self.seal_frame(&ack) {
+                        self.pending.push_back(Pending::Frame { id, frame });
+                    }
+                } else {
+                    self.metrics.pings_wrong_target += 1;
+                }
+                self.close_stream(id);
+            }
+            (StreamKind::Inbound, Message::User(u)) => {
+                self.events.push_back(Event::UserMessage {
+                    from: peer,
+                    payload: Bytes::copy_from_slice(u.payload),
+                });
+                self.close_stream(id);
+            }
+            (_, _) => {
+                self.metrics.messages_unexpected += 1;
+                self.reply_error(id, "unexpected message");
+                self.fail_stream(id, JoinError::BadAnswer("unexpected message".into()));
+            }
+        }
+    }
+
+    fn reply_error(&mut self, id: u64, message: &str) {
+        if self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.kind == StreamKind::Inbound)
+        {
+            let body = ErrorReply { message }.to_vec();
+            if let Some(frame) = self.seal_frame(&body) {
+                self.pending.push_back(Pending::Frame { id, frame });
+            }
+        }
+    }
+
+    /// Merges a remote push-pull: the merge hook for joins, the member states, then the
+    /// layer above's state (Go: `mergeRemoteState`).
+    fn complete_push_pull(
+        &mut self,
+        now: Instant,
+        pp: &PushPull<'_>,
+        join: bool,
+        initiated: bool,
+    ) -> Result<(), String> {
+        if join {
+            let peers: Vec<Candidate<'_>> = pp
+                .nodes()
+                .map(|n| Candidate {
+                    name: n.name,
+                    addr: n.addr,
+                    meta: n.meta,
+                    incarnation: n.incarnation,
+                    state: match n.state {
+                        WireState::Alive => NodeState::Alive,
+                        WireState::Suspect => NodeState::Suspect,
+                        WireState::Dead => NodeState::Dead,
+                        WireState::Left => NodeState::Left,
+                    },
+                    versions: n.versions,
+                })
+                .collect();
+            if let Err(why) = self.delegate.notify_merge(&peers) {
+                self.metrics.merges_refused += 1;
+                return Err(why);
+            }
+        }
+        self.metrics.push_pulls += 1;
+        self.merge_push_pull(now, pp);
+        if !pp.user_state.is_empty() {
+            self.events.push_back(Event::RemoteState {
+                join,
+                initiated,
+                state: Bytes::copy_from_slice(pp.user_state),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! Plain counters of what the core did and what it shed.
+//!
+//! The core never logs; it counts. Every dropped packet, refused stream, pruned broadcast
+//! and rejected message increments one of these, so a driver can export them (Prometheus,
+//! statsd, `serf info`) and a simulator can check them.
+
+use crate::transform::TransformError;
+
+/// Counters, all monotonically increasing from zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Datagrams received.
+    pub packets_received: u64,
+    /// Bytes of datagrams received.
+    pub bytes_received: u64,
+    /// Datagrams sent.
+    pub packets_sent: u64,
+    /// Bytes of datagrams sent.
+    pub bytes_sent: u64,
+    /// Stream frames received.
+    pub frames_received: u64,
+    /// Stream frames sent.
+    pub frames_sent: u64,
+
+    /// Packets or frames from another cluster label.
+    pub dropped_label: u64,
+    /// Packets or frames no installed key decrypts, or plaintext when encryption is required.
+    pub dropped_crypto: u64,
+    /// Packets or frames whose checksum failed.
+    pub dropped_checksum: u64,
+    /// Packets or frames with a bad header, bad compression or over the size limit.
+    pub dropped_malformed: u64,
+    /// Messages that failed to decode.
+    pub messages_malformed: u64,
+    /// Messages of a type this node does not know (skipped).
+    pub messages_unknown: u64,
+    /// Messages not valid where they arrived (e.g. a push-pull in a datagram).
+    pub messages_unexpected: u64,
+    /// Pings for another node name (a restarted node under a new name).
+    pub pings_wrong_target: u64,
+
+    /// Probes started.
+    pub probes: u64,
+    /// Probes that ended without an ack.
+    pub probes_failed: u64,
+    /// Probes that got no UDP ack but succeeded over a stream.
+    pub probes_stream_only: u64,
+    /// Indirect pings sent on our behalf.
+    pub indirect_probes_sent: u64,
+    /// Indirect pings relayed for others.
+    pub indirect_probes_relayed: u64,
+    /// Nacks received for our probes.
+    pub nacks_received: u64,
+    /// Suspicions we started or learned.
+    pub suspicions: u64,
+    /// Suspicions that expired with fewer confirmations than wanted.
+    pub suspicions_degraded: u64,
+    /// Members we declared dead after their suspicion expired.
+    pub deaths_declared: u64,
+    /// Times we refuted an accusation about ourselves.
+    pub refutes: u64,
+    /// Direct accusations sent to members still broadcasting stale alive messages
+    /// (the mass-restart fix, memberlist #311).
+    pub accusations_sent: u64,
+    /// Alive messages for a name at a conflicting address.
+    pub conflicts: u64,
+    /// Alive messages refused by the delegate, by version checks or by metadata size.
+    pub alive_refused: u64,
+    /// Alive messages about new members dropped because the table is full.
+    pub members_refused: u64,
+    /// Joins refused by the merge hook.
+    pub merges_refused: u64,
+
+    /// Broadcasts dropped because a queue overflowed.
+    pub broadcasts_dropped: u64,
+    /// Push-pulls completed (either side).
+    pub push_pulls: u64,
+    /// Streams that failed or timed out.
+    pub streams_failed: u64,
+    /// Inbound streams refused by the concurrency limit.
+    pub streams_refused: u64,
+    /// Stream events for unknown streams.
+    pub streams_unknown: u64,
+    /// Messages too large to send (over `max_stream_frame`).
+    pub messages_too_large: u64,
+}
+
+impl Metrics {
+    /// Counts a packet or frame refused by the transforms.
+    pub(crate) fn count_transform_error(&mut self, e: TransformError) {
+        match e {
+            TransformError::LabelMismatch => self.dropped_label += 1,
+            TransformError::Decryption
+            | TransformError::NoKeyring
+            | TransformError::NotEncrypted
+            | TransformError::Encryption => self.dropped_crypto += 1,
+            TransformError::ChecksumMismatch => self.dropped_checksum += 1,
+            TransformError::Truncated
+            | TransformError::UnsupportedVersion(_)
+            | TransformError::UnknownFlags(_)
+            | TransformError::Compression
+            | TransformError::TooLarge
+            | TransformError::FeatureDisabled(_) => self.dropped_malformed += 1,
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Node names: the identity of a member across the cluster.
+//!
+//! Every member table entry, message and event carries names, so the type is small (24
+//! bytes) and cheap to clone: names up to 22 bytes live inline with no allocation (typical
+//! host names and simulator names), longer ones share one reference-counted buffer.
+
+use core::borrow::Borrow;
+use core::cmp::Ordering;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::ops::Deref;
+use std::sync::Arc;
+
+/// The longest node name accepted, in bytes. Go memberlist has no limit on the wire; we
+/// bound it so that hostile input cannot make us keep huge names.
+pub const MAX_NAME_LEN: usize = 255;
+
+const INLINE: usize = 22;
+
+/// A node name. Cheap to clone; compares and hashes as its string.
+#[derive(Clone)]
+pub struct Name(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Arc<str>),
+}
+
+/// Why a string is not a valid node name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// The name is empty.
+    #[error("node name is empty")]
+    Empty,
+    /// The name is longer than [`MAX_NAME_LEN`] bytes.
+    #[error("node name is {0} bytes long; the limit is {MAX_NAME_LEN}")]
+    TooLong(usize),
+}
+
+impl Name {
+    /// A validated name.
+    pub fn new(s: &str) -> Result<Name, NameError> {
+        if s.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if s.len() > MAX_NAME_LEN {
+            return Err(NameError::TooLong(s.len()));
+        }
+        Ok(Name::from_str_unchecked(s))
+    }
+
+    /// A name from a string already known to be within limits (or empty, used as "none").
+    pub(crate) fn from_str_unchecked(s: &str) -> Name {
+        if s.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            // Cannot truncate: s.len() <= INLINE < 256.
+            Name(Repr::Inline {
+                len: s.len() as u8,
+                bytes,
+            })
+        } else {
+            Name(Repr::Shared(Arc::from(s)))
+        }
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
+                // The bytes were copied from a &str, so they are valid UTF-8; a failure here
+                // would be a bug in this module.
+                core::str::from_utf8(&bytes[..*len as usize]).expect("inline name is utf-8")
+            }
+            Repr::Shared(s) => s,
+        }
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for Name {}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for Name {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<&str> for Name {
+    type Error = NameError;
+    fn try_from(s: &str) -> Result<Name, NameError> {
+        Name::new(s)
+    }
+}
+
+impl TryFrom<String> for Name {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Name, NameError> {
+        Name::new(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_and_shared_compare_equal_to_their_strings() {
+        let short = Name::new("node-1").unwrap();
+        let long = Name::new("a-rather-long-node-name-that-is-shared.example.com").unwrap();
+        assert_eq!(short.as_str(), "node-1");
+        assert_eq!(
+            long.as_str(),
+            "a-rather-long-node-name-that-is-shared.example.com"
+        );
+        assert_eq!(short, Name::new("node-1").unwrap());
+        assert!(long < short, "names order as their strings");
+        assert_eq!(core::mem::size_of::<Name>(), 24);
+    }
+
+    #[test]
+    fn rejects_empty_and_too_long() {
+        assert_eq!(Name::new(""), Err(NameError::Empty));
+        let s = "x".repeat(MAX_NAME_LEN + 1);
+        assert_eq!(Name::new(&s), Err(NameError::TooLong(MAX_NAME_LEN + 1)));
+        assert!(Name::new(&"x".repeat(MAX_NAME_LEN)).is_ok());
+    }
+}

@@ -1,0 +1,55 @@
+//! What the driver gives the core and what it gets back.
+
+use crate::time::Instant;
+use core::net::SocketAddr;
+
+/// A reliable stream, named by the core. The driver maps it onto a TCP connection (or a
+/// QUIC stream) with length-prefixed framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(pub u64);
+
+/// Something that happened to a stream, reported by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEvent<'a> {
+    /// One whole frame arrived (the driver strips its length prefix).
+    Frame(&'a [u8]),
+    /// The peer closed the stream in an orderly way.
+    Closed,
+    /// The stream broke: connect failure, reset, or I/O error.
+    Failed,
+}
+
+/// The next thing the driver must do. Returned by `poll_output` until it returns
+/// [`Output::Timeout`], which ends the drain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output<E> {
+    /// Send the datagram now in the lent buffer to `to`.
+    Transmit {
+        /// Destination.
+        to: SocketAddr,
+    },
+    /// Open a stream to `to`. Frames for it may follow before the connection is up; the
+    /// driver queues them. If the connection fails, report [`StreamEvent::Failed`].
+    OpenStream {
+        /// The core's name for the stream.
+        id: StreamId,
+        /// Destination.
+        to: SocketAddr,
+    },
+    /// Send the frame now in the lent buffer on stream `id`, with a length prefix.
+    SendFrame {
+        /// The stream.
+        id: StreamId,
+    },
+    /// Close stream `id` once every queued frame is written. The core forgets the stream;
+    /// later events about it are ignored.
+    CloseStream {
+        /// The stream.
+        id: StreamId,
+    },
+    /// Something for the application.
+    Event(E),
+    /// Nothing more to do until this instant (or the next input): call `handle_timeout`
+    /// then. Ends the drain.
+    Timeout(Instant),
+}

@@ -1,0 +1,327 @@
+//! A small multi-node harness in virtual time: real `Memberlist` cores exchanging real
+//! encoded bytes over a simulated network with latency, loss, crashes and partitions.
+//! (The `sim` crate is the full simulator; this keeps serf-proto's own tests standalone.)
+
+#![allow(dead_code)]
+
+use serf_proto::memberlist::{Config, Event, Memberlist, NodeState};
+use serf_proto::{Instant, NodeRng, Output, StreamEvent, StreamId};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Delivery {
+    Datagram {
+        to: usize,
+        from: usize,
+        data: Vec<u8>,
+    },
+    Open {
+        to: usize,
+        from: usize,
+        id: StreamId,
+    },
+    Frame {
+        from: usize,
+        id: StreamId,
+        data: Vec<u8>,
+    },
+    Closed {
+        from: usize,
+        id: StreamId,
+    },
+}
+
+/// One simulated host.
+pub struct Host {
+    pub node: Memberlist,
+    pub addr: SocketAddr,
+    pub name: String,
+    pub up: bool,
+    /// Every event, with the time it was polled.
+    pub events: Vec<(Instant, Event)>,
+    deadline: Instant,
+}
+
+pub struct Cluster {
+    pub now: Instant,
+    pub hosts: Vec<Host>,
+    queue: BinaryHeap<Reverse<(Instant, u64, Delivery)>>,
+    seq: u64,
+    rng: NodeRng,
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// One-way latency.
+    pub latency: Duration,
+    /// Directed links that drop everything (partitions).
+    pub cut: HashSet<(usize, usize)>,
+    /// (host, its stream id) -> (peer host, the peer's id); filled when an open arrives.
+    links: HashMap<(usize, StreamId), (usize, StreamId)>,
+    /// Packets delivered, for tests that count traffic.
+    pub delivered: u64,
+}
+
+pub fn addr_of(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250 + 1) as u8], 7946))
+}
+
+impl Cluster {
+    pub fn new(seed: u64) -> Self {
+        Cluster {
+            now: Instant::ZERO,
+            hosts: Vec::new(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            rng: NodeRng::new(seed),
+            loss: 0.0,
+            latency: Duration::from_millis(2),
+            cut: HashSet::new(),
+            links: HashMap::new(),
+            delivered: 0,
+        }
+    }
+
+    /// Adds a host running a fresh node; returns its index.
+    pub fn add(&mut self, name: &str, config: Config) -> usize {
+        let i = self.hosts.len();
+        let addr = addr_of(i);
+        let seed = self.rng.next_u64();
+        let node = Memberlist::new(config, name, addr, b"", seed, self.now).unwrap();
+        self.hosts.push(Host {
+            node,
+            addr,
+            name: name.to_string(),
+            up: true,
+            events: Vec::new(),
+            deadline: Instant::ZERO,
+        });
+        self.drain(i);
+        i
+    }
+
+    /// Replaces host `i`'s node with a fresh one (a restart that lost its state).
+    pub fn restart(&mut self, i: usize, config: Config) {
+        let seed = self.rng.next_u64();
+        let h = &mut self.hosts[i];
+        h.node = Memberlist::new(config, &h.name, h.addr, b"", seed, self.now).unwrap();
+        h.up = true;
+        h.events.clear();
+        self.links
+            .retain(|(host, _), (peer, _)| *host != i && *peer != i);
+        self.drain(i);
+    }
+
+    pub fn crash(&mut self, i: usize) {
+        self.hosts[i].up = false;
+    }
+
+    pub fn join(&mut self, i: usize, seed: usize) {
+        let now = self.now;
+        let to = self.hosts[seed].addr;
+        self.hosts[i].node.join(now, &[to]).unwrap();
+        self.drain(i);
+    }
+
+    pub fn leave(&mut self, i: usize) {
+        let now = self.now;
+        self.hosts[i].node.leave(now).unwrap();
+        self.drain(i);
+    }
+
+    /// Cuts both directions between the two groups.
+    pub fn partition(&mut self, a: &[usize], b: &[usize]) {
+        for &x in a {
+            for &y in b {
+                self.cut.insert((x, y));
+                self.cut.insert((y, x));
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    fn host_at(&self, addr: SocketAddr) -> Option<usize> {
+        self.hosts.iter().position(|h| h.addr == addr)
+    }
+
+    fn send(&mut self, at: Instant, d: Delivery) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, d)));
+    }
+
+    /// Drains host `i` until its deadline, turning outputs into deliveries.
+    pub fn drain(&mut self, i: usize) {
+        let mut buf = Vec::new();
+        loop {
+            let out = self.hosts[i].node.poll_output(&mut buf);
+            let now = self.now;
+            match out {
+                Output::Transmit { to } => {
+                    let Some(j) = self.host_at(to) else { continue };
+                    if self.cut.contains(&(i, j)) || self.rng.chance(self.loss) {
+                        continue;
+                    }
+                    let jitter = self.rng.duration_below(Duration::from_micros(500));
+                    let at = now + self.latency + jitter;
+                    self.send(
+                        at,
+                        Delivery::Datagram {
+                            to: j,
+                            from: i,
+                            data: buf.clone(),
+                        },
+                    );
+                }
+                Output::OpenStream { id, to } => {
+                    let Some(j) = self.host_at(to) else { continue };
+                    if self.cut.contains(&(i, j)) {
+                        continue; // the connect times out; the core's deadline handles it
+                    }
+                    self.send(now + self.latency, Delivery::Open { to: j, from: i, id });
+                }
+                Output::SendFrame { id } => {
+                    // Streams are ordered: fixed latency, FIFO by sequence number.
+                    let d = Delivery::Frame {
+                        from: i,
+                        id,
+                        data: buf.clone(),
+                    };
+                    self.send(now + self.latency, d);
+                }
+                Output::CloseStream { id } => {
+                    self.send(now + self.latency, Delivery::Closed { from: i, id });
+                }
+                Output::Event(e) => self.hosts[i].events.push((now, e)),
+                Output::Timeout(at) => {
+                    self.hosts[i].deadline = at;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        let now = self.now;
+        match d {
+            Delivery::Datagram { to, from, data } => {
+                if !self.hosts[to].up {
+                    return;
+                }
+                self.delivered += 1;
+                let from_addr = self.hosts[from].addr;
+                self.hosts[to].node.handle_datagram(now, from_addr, &data);
+                self.drain(to);
+            }
+            Delivery::Open { to, from, id } => {
+                if !self.hosts[to].up || self.cut.contains(&(from, to)) {
+                    return;
+                }
+                let from_addr = self.hosts[from].addr;
+                if let Some(theirs) = self.hosts[to].node.accept_stream(now, from_addr) {
+                    self.links.insert((from, id), (to, theirs));
+                    self.links.insert((to, theirs), (from, id));
+                }
+                self.drain(to);
+            }
+            Delivery::Frame { from, id, data } => {
+                let Some(&(to, theirs)) = self.links.get(&(from, id)) else {
+                    return;
+                };
+                if !self.hosts[to].up || self.cut.contains(&(from, to)) {
+                    return;
+                }
+                self.hosts[to]
+                    .node
+                    .handle_stream(now, theirs, StreamEvent::Frame(&data));
+                self.drain(to);
+            }
+            Delivery::Closed { from, id } => {
+                let Some((to, theirs)) = self.links.remove(&(from, id)) else {
+                    return;
+                };
+                if !self.hosts[to].up {
+                    return;
+                }
+                self.hosts[to]
+                    .node
+                    .handle_stream(now, theirs, StreamEvent::Closed);
+                self.drain(to);
+            }
+        }
+    }
+
+    /// Runs until virtual time `until`.
+    pub fn run_until(&mut self, until: Instant) {
+        loop {
+            let next_delivery = self.queue.peek().map(|Reverse((at, _, _))| *at);
+            let next_timer = self.hosts.iter().filter(|h| h.up).map(|h| h.deadline).min();
+            let next = match (next_delivery, next_timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(Instant::MAX),
+            };
+            if next > until {
+                self.now = until;
+                return;
+            }
+            self.now = self.now.max(next);
+            if next_delivery == Some(next) {
+                let Reverse((_, _, d)) = self.queue.pop().unwrap();
+                self.deliver(d);
+            } else {
+                for i in 0..self.hosts.len() {
+                    if self.hosts[i].up && self.hosts[i].deadline <= self.now {
+                        let now = self.now;
+                        self.hosts[i].node.handle_timeout(now);
+                        self.drain(i);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    /// Runs until `cond` holds, checking every 100 ms, or panics after `limit`.
+    pub fn run_until_cond(
+        &mut self,
+        limit: Duration,
+        mut cond: impl FnMut(&Cluster) -> bool,
+    ) -> Duration {
+        let start = self.now;
+        while !cond(self) {
+            assert!(
+                self.now - start <= limit,
+                "condition not met within {limit:?}"
+            );
+            self.run_for(Duration::from_millis(100));
+        }
+        self.now - start
+    }
+
+    /// The state of `name` in host `i`'s view.
+    pub fn state_of(&self, i: usize, name: &str) -> Option<NodeState> {
+        self.hosts[i].node.member(name).map(|n| n.state())
+    }
+
+    /// Live hosts' indices.
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.hosts.len())
+            .filter(|&i| self.hosts[i].up)
+            .collect()
+    }
+
+    /// Whether every live host sees `name` in `state`.
+    pub fn all_see(&self, name: &str, state: NodeState) -> bool {
+        self.live()
+            .into_iter()
+            .filter(|&i| self.hosts[i].name != name)
+            .all(|i| self.state_of(i, name) == Some(state))
+    }
+}
