@@ -342,3 +342,129 @@ fn cluster_survives_ten_percent_loss_without_false_deaths() {
         assert_eq!(deaths, 0, "{} saw a false death", h.name);
     }
 }
+
+#[test]
+fn indirect_probes_through_peers_save_a_node_behind_a_broken_link() {
+    let mut c = converged(5, 17, &Config::lan());
+    // node-0 and node-1 cannot talk at all; everyone else can reach both.
+    c.cut_pair(0, 1);
+    c.run_for(secs(60));
+    assert_eq!(c.state_of(0, "node-1"), Some(NodeState::Alive));
+    assert_eq!(c.state_of(1, "node-0"), Some(NodeState::Alive));
+    let m0 = c.hosts[0].node.metrics();
+    assert!(m0.indirect_probes_sent > 0, "{m0:?}");
+    let relayed: u64 = c.hosts[2..]
+        .iter()
+        .map(|h| h.node.metrics().indirect_probes_relayed)
+        .sum();
+    assert!(relayed > 0);
+    for h in &c.hosts {
+        assert_eq!(h.node.num_alive(), 5, "{}", h.name);
+    }
+}
+
+#[test]
+fn stream_ping_saves_a_node_whose_datagrams_are_blocked() {
+    // Two nodes only, so there is no one to probe indirectly: only the stream fallback can
+    // reach the peer.
+    let mut c = converged(2, 19, &Config::lan());
+    c.udp_cut.insert((0, 1));
+    c.udp_cut.insert((1, 0));
+    c.run_for(secs(60));
+    assert_eq!(c.state_of(0, "node-1"), Some(NodeState::Alive));
+    assert!(c.hosts[0].node.metrics().probes_stream_only > 0);
+    assert_eq!(c.hosts[0].node.metrics().suspicions, 0);
+}
+
+#[test]
+fn isolated_node_raises_its_health_score_and_stretches_its_probes() {
+    let mut c = converged(6, 23, &Config::lan());
+    let x = 0;
+    let others: Vec<usize> = (1..6).collect();
+    c.partition(&[x], &others);
+    c.run_for(secs(8));
+    // Its probes fail and its indirect probes get no nacks back: it blames itself.
+    assert!(
+        c.hosts[x].node.health_score() >= 2,
+        "score {}",
+        c.hosts[x].node.health_score()
+    );
+    for &i in &others {
+        assert_eq!(c.hosts[i].node.health_score(), 0);
+    }
+    c.heal();
+    c.run_for(secs(60));
+    assert_eq!(c.hosts[x].node.health_score(), 0, "health recovers");
+}
+
+#[test]
+fn dead_members_are_gossiped_to_then_forgotten() {
+    let config = Config::lan();
+    let mut c = converged(5, 29, &config);
+    c.crash(4);
+    c.run_until_cond(secs(40), |c| c.all_see("node-4", NodeState::Dead));
+    assert!(c.hosts[0].node.member("node-4").is_some());
+    // Forgotten after gossip_to_the_dead_time, at the end of the next probe pass.
+    c.run_for(config.gossip_to_the_dead_time + secs(10));
+    for i in 0..4 {
+        assert!(
+            c.hosts[i].node.member("node-4").is_none(),
+            "node {i} still holds it"
+        );
+        assert_eq!(c.hosts[i].node.num_members(), 4);
+    }
+}
+
+#[test]
+fn metadata_update_reaches_every_member() {
+    let mut c = converged(5, 31, &Config::lan());
+    let now = c.now;
+    c.hosts[2].node.set_meta(now, b"role=db").unwrap();
+    c.drain(2);
+    c.run_until_cond(secs(5), |c| {
+        (0..5).all(|i| c.hosts[i].node.member("node-2").unwrap().meta().as_ref() == b"role=db")
+    });
+    for i in [0, 1, 3, 4] {
+        let updated = c.hosts[i]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::NodeUpdated(n) if n.name().as_str() == "node-2"));
+        assert!(updated, "node {i} reported the update");
+    }
+    // Too large metadata is refused with a clear error.
+    let err = c.hosts[2].node.set_meta(now, &[0; 513]).unwrap_err();
+    assert!(err.to_string().contains("max_meta_size"), "{err}");
+}
+
+#[test]
+fn a_second_node_with_a_taken_name_is_reported_as_a_conflict() {
+    let mut c = converged(3, 37, &Config::lan());
+    let dup = c.add("node-1", Config::lan());
+    c.join(dup, 0);
+    c.run_for(secs(5));
+    let conflicts = c.hosts[0]
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::NameConflict { .. }));
+    assert!(conflicts);
+    // The original keeps its address in everyone's view.
+    assert_eq!(
+        c.hosts[0].node.member("node-1").unwrap().addr(),
+        harness::addr_of(1)
+    );
+}
+
+#[test]
+fn ten_node_partition_suspects_and_declares_the_other_side_dead() {
+    let mut c = converged(10, 41, &Config::lan());
+    let a: Vec<usize> = (0..5).collect();
+    let b: Vec<usize> = (5..10).collect();
+    c.partition(&a, &b);
+    c.run_for(secs(60));
+    for &i in &a {
+        assert_eq!(c.hosts[i].node.num_alive(), 5, "side a node {i}");
+    }
+    for &i in &b {
+        assert_eq!(c.hosts[i].node.num_alive(), 5, "side b node {i}");
+    }
+}

@@ -106,6 +106,7 @@ pub(crate) enum OutMsg {
         seq: u32,
         target: Name,
         target_addr: SocketAddr,
+        nack_timeout: Duration,
     },
     Ack {
         seq: u32,
@@ -599,7 +600,10 @@ impl<D: Delegate> Memberlist<D> {
             match t {
                 Timer::ProbeTimeout(seq) => self.on_probe_timeout(now, seq),
                 Timer::ProbeEnd(seq) => self.on_probe_end(now, seq),
-                Timer::RelayExpiry(seq) => self.on_relay_expiry(seq),
+                Timer::RelayNack(seq) => self.on_relay_nack(seq),
+                Timer::RelayExpiry(seq) => {
+                    self.relays.remove(&seq);
+                }
                 Timer::Suspicion(name, generation) => {
                     self.on_suspicion_timeout(now, &name, generation)
                 }

@@ -127,6 +127,7 @@ impl<D: Delegate> Memberlist<D> {
                 seq,
                 target,
                 target_addr,
+                nack_timeout,
             } => IndirectPing {
                 seq: *seq,
                 target,
@@ -134,6 +135,7 @@ impl<D: Delegate> Memberlist<D> {
                 nack: true,
                 source_addr: Some(self.addr),
                 source_name: &self.name,
+                nack_timeout_ms: u32::try_from(nack_timeout.as_millis()).unwrap_or(u32::MAX),
             }
             .encode(body),
             OutMsg::Ack { seq, with_payload } => {

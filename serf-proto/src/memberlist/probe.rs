@@ -40,6 +40,7 @@ pub(crate) struct ActiveProbe {
 pub(crate) struct Relay {
     pub requester_seq: u32,
     pub reply_to: SocketAddr,
+    /// A nack is wanted and not sent yet.
     pub nack: bool,
 }
 
@@ -133,6 +134,10 @@ impl<D: Delegate> Memberlist<D> {
         }
         let (target, target_addr) = (p.target.clone(), p.target_addr);
         let window_end = p.started + self.awareness.scale(self.config.probe_interval);
+        // Ask for nacks early enough to arrive within our window: Go's intermediaries wait a
+        // full probe_timeout, which with LAN defaults (500 ms into a 1 s window) always lands
+        // after the window, so every probe of a dead member wrongly raised our health score.
+        let nack_timeout = (window_end - now).mul_f64(0.8);
         let k = self.config.indirect_checks;
         let me = self.name.clone();
         let mut picks = core::mem::take(&mut self.scratch.picks);
@@ -148,6 +153,7 @@ impl<D: Delegate> Memberlist<D> {
                     seq,
                     target: target.clone(),
                     target_addr,
+                    nack_timeout,
                 },
             });
             expected += 1;
@@ -280,8 +286,8 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
-    /// Probe a member for someone else and report back (with a nack if asked and it does
-    /// not answer within `probe_timeout`).
+    /// Probe a member for someone else and report back: forward the ack, or send a nack if
+    /// asked and none came in time.
     pub(crate) fn handle_indirect_ping(
         &mut self,
         now: Instant,
@@ -310,19 +316,26 @@ impl<D: Delegate> Memberlist<D> {
                 buddy: None,
             },
         });
-        self.timers
-            .schedule(now + self.config.probe_timeout, Timer::RelayExpiry(seq));
+        let timeout = self.config.probe_timeout;
+        let nack_after = match p.nack_timeout_ms {
+            0 => timeout,
+            ms => timeout.min(core::time::Duration::from_millis(u64::from(ms))),
+        };
+        if p.nack {
+            self.timers
+                .schedule(now + nack_after, Timer::RelayNack(seq));
+        }
+        self.timers.schedule(now + timeout, Timer::RelayExpiry(seq));
     }
 
-    pub(crate) fn on_relay_expiry(&mut self, seq: u32) {
-        if let Some(relay) = self.relays.remove(&seq)
-            && relay.nack
+    pub(crate) fn on_relay_nack(&mut self, seq: u32) {
+        if let Some(relay) = self.relays.get_mut(&seq)
+            && core::mem::take(&mut relay.nack)
         {
+            let (to, seq) = (relay.reply_to, relay.requester_seq);
             self.pending.push_back(Pending::Packet {
-                to: relay.reply_to,
-                msg: OutMsg::Nack {
-                    seq: relay.requester_seq,
-                },
+                to,
+                msg: OutMsg::Nack { seq },
             });
         }
     }

@@ -32,7 +32,9 @@ pub enum Timer {
     ProbeTimeout(u32),
     /// Probe `seq`'s window is over: success or suspicion.
     ProbeEnd(u32),
-    /// An indirect-probe relay for our `seq` expires (nack time).
+    /// An indirect-probe relay for our `seq` sends its nack if no ack came yet.
+    RelayNack(u32),
+    /// An indirect-probe relay for our `seq` is forgotten.
     RelayExpiry(u32),
     /// A suspicion of a member reaches its deadline, if its generation still matches.
     Suspicion(Name, u32),

@@ -126,7 +126,7 @@ impl<'a> WireMessage<'a> for Ping<'a> {
 }
 
 /// A request to probe `target` on the sender's behalf. Fields: 1 seq, 2 target name,
-/// 3 target address, 4 nack wanted, 5 source address, 6 source name.
+/// 3 target address, 4 nack wanted, 5 source address, 6 source name, 7 nack timeout (ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndirectPing<'a> {
     /// The requester's sequence number, echoed in the forwarded ack or the nack.
@@ -141,6 +141,10 @@ pub struct IndirectPing<'a> {
     pub source_addr: Option<SocketAddr>,
     /// The requester's name.
     pub source_name: &'a str,
+    /// How long the intermediary should wait before sending the nack, in milliseconds; zero
+    /// means its own probe timeout (as Go). The requester sets it so the nack arrives
+    /// before its probe window closes.
+    pub nack_timeout_ms: u32,
 }
 
 impl<'a> WireMessage<'a> for IndirectPing<'a> {
@@ -154,7 +158,8 @@ impl<'a> WireMessage<'a> for IndirectPing<'a> {
         if let Some(a) = &self.source_addr {
             e.addr(5, a);
         }
-        e.str(6, self.source_name);
+        e.str(6, self.source_name)
+            .uint(7, u64::from(self.nack_timeout_ms));
     }
 
     fn decode_fields(fields: &'a [u8]) -> Result<Self, WireError> {
@@ -164,6 +169,7 @@ impl<'a> WireMessage<'a> for IndirectPing<'a> {
         let mut nack = false;
         let mut source_addr = None;
         let mut source_name = "";
+        let mut nack_timeout_ms = 0;
         each_field(fields, |n, v| {
             match n {
                 1 => seq = v.as_u32()?,
@@ -172,6 +178,7 @@ impl<'a> WireMessage<'a> for IndirectPing<'a> {
                 4 => nack = v.as_bool()?,
                 5 => source_addr = Some(v.as_addr()?),
                 6 => source_name = v.as_name()?,
+                7 => nack_timeout_ms = v.as_u32()?,
                 _ => {}
             }
             Ok(())
@@ -183,6 +190,7 @@ impl<'a> WireMessage<'a> for IndirectPing<'a> {
             nack,
             source_addr,
             source_name,
+            nack_timeout_ms,
         })
     }
 }
@@ -662,8 +670,8 @@ mod tests {
         }
 
         #[test]
-        fn indirect_ping_roundtrip(seq: u32, target in arb_name(), addr in arb_addr(), nack: bool, src in proptest::option::of(arb_addr()), name in arb_name()) {
-            let m = IndirectPing { seq, target: &target, target_addr: addr, nack, source_addr: src, source_name: &name };
+        fn indirect_ping_roundtrip(seq: u32, target in arb_name(), addr in arb_addr(), nack: bool, src in proptest::option::of(arb_addr()), name in arb_name(), nack_timeout_ms: u32) {
+            let m = IndirectPing { seq, target: &target, target_addr: addr, nack, source_addr: src, source_name: &name, nack_timeout_ms };
             let bytes = m.to_vec();
             match roundtrip_one(&bytes) { Message::IndirectPing(p) => prop_assert_eq!(p, m), other => panic!("{other:?}") }
         }

@@ -57,6 +57,8 @@ pub struct Cluster {
     pub latency: Duration,
     /// Directed links that drop everything (partitions).
     pub cut: HashSet<(usize, usize)>,
+    /// Directed links that drop datagrams but carry streams (UDP blocked, TCP open).
+    pub udp_cut: HashSet<(usize, usize)>,
     /// (host, its stream id) -> (peer host, the peer's id); filled when an open arrives.
     links: HashMap<(usize, StreamId), (usize, StreamId)>,
     /// Packets delivered, for tests that count traffic.
@@ -78,6 +80,7 @@ impl Cluster {
             loss: 0.0,
             latency: Duration::from_millis(2),
             cut: HashSet::new(),
+            udp_cut: HashSet::new(),
             links: HashMap::new(),
             delivered: 0,
         }
@@ -142,6 +145,13 @@ impl Cluster {
 
     pub fn heal(&mut self) {
         self.cut.clear();
+        self.udp_cut.clear();
+    }
+
+    /// Cuts both directions between two hosts.
+    pub fn cut_pair(&mut self, a: usize, b: usize) {
+        self.cut.insert((a, b));
+        self.cut.insert((b, a));
     }
 
     fn host_at(&self, addr: SocketAddr) -> Option<usize> {
@@ -162,7 +172,10 @@ impl Cluster {
             match out {
                 Output::Transmit { to } => {
                     let Some(j) = self.host_at(to) else { continue };
-                    if self.cut.contains(&(i, j)) || self.rng.chance(self.loss) {
+                    if self.cut.contains(&(i, j))
+                        || self.udp_cut.contains(&(i, j))
+                        || self.rng.chance(self.loss)
+                    {
                         continue;
                     }
                     let jitter = self.rng.duration_below(Duration::from_micros(500));
