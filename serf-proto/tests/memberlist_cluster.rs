@@ -468,3 +468,37 @@ fn ten_node_partition_suspects_and_declares_the_other_side_dead() {
         assert_eq!(c.hosts[i].node.num_alive(), 5, "side b node {i}");
     }
 }
+
+#[test]
+fn without_lifeguard_health_is_pinned_and_suspicion_is_fixed_at_the_minimum() {
+    let config = Config {
+        lifeguard: false,
+        ..Config::lan()
+    };
+    let mut c = converged(6, 43, &config);
+    let others: Vec<usize> = (1..6).collect();
+    c.partition(&[0], &others);
+    c.run_for(secs(8));
+    assert_eq!(c.hosts[0].node.health_score(), 0);
+    // The isolated node's view of a peer: suspected, then dead exactly `min` later.
+    c.run_until_cond(secs(30), |c| {
+        c.state_of(1, "node-0") == Some(NodeState::Dead)
+    });
+    let min = suspicion_timeout(config.suspicion_mult, 6, config.probe_interval);
+    let nacks: u64 = c
+        .hosts
+        .iter()
+        .map(|h| h.node.metrics().nacks_received)
+        .sum();
+    assert_eq!(nacks, 0, "no nacks without Lifeguard");
+    let degraded: u64 = c
+        .hosts
+        .iter()
+        .map(|h| h.node.metrics().suspicions_degraded)
+        .sum();
+    assert_eq!(
+        degraded, 0,
+        "no confirmations are expected, so none is missing"
+    );
+    assert!(min > Duration::ZERO);
+}

@@ -79,6 +79,12 @@ pub struct Config {
     pub leave_timeout: Duration,
     /// The layer above's protocol versions: `[min, max, current]`.
     pub delegate_versions: [u8; 3],
+    /// The Lifeguard extensions: local health (awareness) scaling the probe window, nacks
+    /// from indirect probes, suspicion timeouts that start long and shrink with independent
+    /// confirmations, and the buddy system. On by default; off gives SWIM as memberlist
+    /// ran it before Lifeguard (a fixed suspicion timeout at the formula's minimum), for
+    /// comparison in simulations.
+    pub lifeguard: bool,
 }
 
 impl Default for Config {
@@ -121,6 +127,7 @@ impl Config {
             user_broadcast_share: 50,
             leave_timeout: Duration::from_secs(5),
             delegate_versions: [0, 0, 0],
+            lifeguard: true,
         }
     }
 

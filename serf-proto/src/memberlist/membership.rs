@@ -232,7 +232,7 @@ impl<D: Delegate> Memberlist<D> {
         // Wanted confirmations: timing the nominal timeout two probe intervals short of the
         // multiplier. Without enough other members to confirm, expect none.
         let mut k = mult.saturating_sub(2);
-        if (n as u64) < u64::from(k) + 2 {
+        if (n as u64) < u64::from(k) + 2 || !self.config.lifeguard {
             k = 0;
         }
         let min = suspicion::suspicion_timeout(mult, n, self.config.probe_interval);

@@ -107,6 +107,7 @@ pub(crate) enum OutMsg {
         target: Name,
         target_addr: SocketAddr,
         nack_timeout: Duration,
+        nack: bool,
     },
     Ack {
         seq: u32,
@@ -239,7 +240,12 @@ impl<D: Delegate> Memberlist<D> {
             relays: hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::with_seed(
                 hash_seed,
             )),
-            awareness: Awareness::new(config.awareness_max_multiplier),
+            // Without Lifeguard the health score is pinned at 0.
+            awareness: Awareness::new(if config.lifeguard {
+                config.awareness_max_multiplier
+            } else {
+                1
+            }),
             broadcasts: BroadcastQueue::new(depth, hash_seed),
             user_queues: core::array::from_fn(|_| BroadcastQueue::new(depth, hash_seed)),
             timers: Timers::default(),

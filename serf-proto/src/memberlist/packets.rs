@@ -128,11 +128,12 @@ impl<D: Delegate> Memberlist<D> {
                 target,
                 target_addr,
                 nack_timeout,
+                nack,
             } => IndirectPing {
                 seq: *seq,
                 target,
                 target_addr: *target_addr,
-                nack: true,
+                nack: *nack,
                 source_addr: Some(self.addr),
                 source_name: &self.name,
                 nack_timeout_ms: u32::try_from(nack_timeout.as_millis()).unwrap_or(u32::MAX),

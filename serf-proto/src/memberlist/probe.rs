@@ -79,7 +79,8 @@ impl<D: Delegate> Memberlist<D> {
         let e = self.members.at(i);
         let (target, target_addr, incarnation) =
             (e.node.name.clone(), e.node.addr, e.node.incarnation);
-        let buddy = (e.node.state == NodeState::Suspect).then_some(incarnation);
+        let buddy =
+            (self.config.lifeguard && e.node.state == NodeState::Suspect).then_some(incarnation);
         let seq = self.next_seq();
         let window = self.awareness.scale(self.config.probe_interval);
         self.metrics.probes += 1;
@@ -154,12 +155,15 @@ impl<D: Delegate> Memberlist<D> {
                     target: target.clone(),
                     target_addr,
                     nack_timeout,
+                    nack: self.config.lifeguard,
                 },
             });
-            expected += 1;
+            if self.config.lifeguard {
+                expected += 1;
+            }
         }
+        self.metrics.indirect_probes_sent += picks.len() as u64;
         self.scratch.picks = picks;
-        self.metrics.indirect_probes_sent += u64::from(expected);
         let stream = if self.config.disable_stream_pings {
             None
         } else {
