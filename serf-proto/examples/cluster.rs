@@ -15,7 +15,7 @@ fn main() {
     let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     assert!(n >= 3, "use at least 3 nodes");
 
-    let mut c = harness::Cluster::new(seed);
+    let mut c = harness::MlCluster::new(seed);
     for i in 0..n {
         c.add(&format!("node-{i}"), Config::lan());
     }

@@ -2,7 +2,7 @@
 
 mod harness;
 
-use harness::Cluster;
+use harness::MlCluster as Cluster;
 use serf_proto::memberlist::suspicion::suspicion_timeout;
 use serf_proto::memberlist::{Config, Event, NodeState};
 use serf_proto::{Instant, Keyring, SecretKey};

@@ -294,6 +294,9 @@ pub enum ConfigError {
     /// The metadata is larger than `max_meta_size`.
     #[error("metadata is {0} bytes; the limit is max_meta_size = {1}")]
     MetaSize(usize, usize),
+    /// Another invalid setting; the message says which and why.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 #[cfg(test)]

@@ -138,6 +138,12 @@ pub enum Event {
         /// Addresses that failed, and why.
         failed: Vec<(SocketAddr, JoinError)>,
     },
+    /// A broadcast queued with a notification id reached its retransmit limit, or was
+    /// replaced or dropped (used by the Serf layer to wait for its leave intent).
+    BroadcastDone {
+        /// The id given when queueing.
+        id: u64,
+    },
     /// A graceful leave's broadcast went out (or timed out).
     LeaveCompleted {
         /// True if the broadcast had not finished within the leave timeout.

@@ -491,16 +491,38 @@ impl<D: Delegate> Memberlist<D> {
         if framed.len() > max {
             return Err(CommandError::MessageTooLarge(framed.len(), max));
         }
-        self.queue_user_broadcast(0, Bytes::from(framed));
+        self.queue_user_broadcast(0, Bytes::from(framed), None);
         Ok(())
     }
 
-    /// Queues an already framed message on a user tier (used by the Serf layer).
-    pub(crate) fn queue_user_broadcast(&mut self, tier: usize, framed: Bytes) {
+    /// Queues an already framed message on a user tier (used by the Serf layer). With
+    /// `notify`, [`Event::BroadcastDone`] reports when it is retired.
+    pub(crate) fn queue_user_broadcast(&mut self, tier: usize, framed: Bytes, notify: Option<u64>) {
         let q = &mut self.user_queues[tier.min(USER_TIERS - 1)];
         let before = q.dropped();
-        q.push(framed, None, None);
+        q.push(framed, None, notify);
         self.metrics.broadcasts_dropped += q.dropped() - before;
+        self.check_finished_broadcasts();
+    }
+
+    /// Sets the depth limit of every queue (Serf's dynamic queue sizing).
+    pub(crate) fn set_max_queue_depth(&mut self, depth: usize) {
+        self.broadcasts.set_max_depth(depth);
+        for q in &mut self.user_queues {
+            q.set_max_depth(depth);
+        }
+        self.check_finished_broadcasts();
+    }
+
+    /// The node's RNG, shared with the layer above.
+    pub(crate) fn rng(&mut self) -> &mut NodeRng {
+        &mut self.rng
+    }
+
+    /// The next event, without datagrams or the deadline (the Serf layer polls the two
+    /// separately).
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
     }
 
     /// Sends `payload` to `to` as a user message: in one datagram when it fits, otherwise
@@ -694,7 +716,8 @@ impl<D: Delegate> Memberlist<D> {
         self.timers.next_deadline().unwrap_or(Instant::MAX)
     }
 
-    /// Broadcast notifications retired since the last check: completes a pending leave.
+    /// Broadcast notifications retired since the last check: completes a pending leave and
+    /// reports the layer above's.
     fn check_finished_broadcasts(&mut self) {
         let mut finished = core::mem::take(&mut self.scratch.finished);
         self.broadcasts.take_finished(&mut finished);
@@ -702,6 +725,12 @@ impl<D: Delegate> Memberlist<D> {
             if self.leave.as_ref().is_some_and(|l| l.notify == id) {
                 self.complete_leave(false);
             }
+        }
+        for q in &mut self.user_queues {
+            q.take_finished(&mut finished);
+        }
+        for id in finished.drain(..) {
+            self.events.push_back(Event::BroadcastDone { id });
         }
         self.scratch.finished = finished;
     }
@@ -712,7 +741,7 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     /// The most bytes of messages a datagram can carry after the transforms.
-    fn max_piggyback(&self) -> usize {
+    pub(crate) fn max_piggyback(&self) -> usize {
         self.config.packet_size - self.transforms.overhead()
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use serf_proto::memberlist::{Config, Event, Memberlist, NodeState};
+use serf_proto::serf::{self, Serf};
 use serf_proto::{Instant, NodeRng, Output, StreamEvent, StreamId};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -34,20 +35,55 @@ enum Delivery {
     },
 }
 
+/// What the harness needs from a state machine: the shared input/output contract.
+pub trait Machine {
+    type Event: std::fmt::Debug + Clone;
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    fn accept_stream(&mut self, now: Instant, from: SocketAddr) -> Option<StreamId>;
+    fn handle_stream(&mut self, now: Instant, id: StreamId, e: StreamEvent<'_>);
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<Self::Event>;
+}
+
+macro_rules! machine {
+    ($t:ty, $e:ty) => {
+        impl Machine for $t {
+            type Event = $e;
+            fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+                <$t>::handle_datagram(self, now, from, data)
+            }
+            fn accept_stream(&mut self, now: Instant, from: SocketAddr) -> Option<StreamId> {
+                <$t>::accept_stream(self, now, from)
+            }
+            fn handle_stream(&mut self, now: Instant, id: StreamId, e: StreamEvent<'_>) {
+                <$t>::handle_stream(self, now, id, e)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$t>::handle_timeout(self, now)
+            }
+            fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<Self::Event> {
+                <$t>::poll_output(self, buf)
+            }
+        }
+    };
+}
+machine!(Memberlist, Event);
+machine!(Serf, serf::Event);
+
 /// One simulated host.
-pub struct Host {
-    pub node: Memberlist,
+pub struct Host<N: Machine = Memberlist> {
+    pub node: N,
     pub addr: SocketAddr,
     pub name: String,
     pub up: bool,
     /// Every event, with the time it was polled.
-    pub events: Vec<(Instant, Event)>,
+    pub events: Vec<(Instant, N::Event)>,
     deadline: Instant,
 }
 
-pub struct Cluster {
+pub struct Cluster<N: Machine = Memberlist> {
     pub now: Instant,
-    pub hosts: Vec<Host>,
+    pub hosts: Vec<Host<N>>,
     queue: BinaryHeap<Reverse<(Instant, u64, Delivery)>>,
     seq: u64,
     rng: NodeRng,
@@ -63,13 +99,24 @@ pub struct Cluster {
     links: HashMap<(usize, StreamId), (usize, StreamId)>,
     /// Packets delivered, for tests that count traffic.
     pub delivered: u64,
+    /// Called for every event a node emits (e.g. to answer queries), before it is
+    /// recorded.
+    pub hook: Option<Hook<N>>,
 }
+
+/// An event hook: `(host index, its node, now, the event)`.
+pub type Hook<N> = Box<dyn FnMut(usize, &mut N, Instant, &<N as Machine>::Event)>;
+
+/// A cluster of memberlist nodes.
+pub type MlCluster = Cluster<Memberlist>;
+/// A cluster of Serf nodes.
+pub type SerfCluster = Cluster<Serf>;
 
 pub fn addr_of(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250 + 1) as u8], 7946))
 }
 
-impl Cluster {
+impl<N: Machine> Cluster<N> {
     pub fn new(seed: u64) -> Self {
         Cluster {
             now: Instant::ZERO,
@@ -83,18 +130,16 @@ impl Cluster {
             udp_cut: HashSet::new(),
             links: HashMap::new(),
             delivered: 0,
+            hook: None,
         }
     }
 
-    /// Adds a host running a fresh node; returns its index.
-    pub fn add(&mut self, name: &str, config: Config) -> usize {
+    /// Adds a host running `node` at `addr_of(index)`; returns its index.
+    pub fn add_node(&mut self, name: &str, node: N) -> usize {
         let i = self.hosts.len();
-        let addr = addr_of(i);
-        let seed = self.rng.next_u64();
-        let node = Memberlist::new(config, name, addr, b"", seed, self.now).unwrap();
         self.hosts.push(Host {
             node,
-            addr,
+            addr: addr_of(i),
             name: name.to_string(),
             up: true,
             events: Vec::new(),
@@ -104,11 +149,10 @@ impl Cluster {
         i
     }
 
-    /// Replaces host `i`'s node with a fresh one (a restart that lost its state).
-    pub fn restart(&mut self, i: usize, config: Config) {
-        let seed = self.rng.next_u64();
+    /// Replaces host `i`'s node (a restart).
+    pub fn replace_node(&mut self, i: usize, node: N) {
         let h = &mut self.hosts[i];
-        h.node = Memberlist::new(config, &h.name, h.addr, b"", seed, self.now).unwrap();
+        h.node = node;
         h.up = true;
         h.events.clear();
         self.links
@@ -116,21 +160,13 @@ impl Cluster {
         self.drain(i);
     }
 
+    /// A seed for a new node, from the cluster's RNG.
+    pub fn next_seed(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
     pub fn crash(&mut self, i: usize) {
         self.hosts[i].up = false;
-    }
-
-    pub fn join(&mut self, i: usize, seed: usize) {
-        let now = self.now;
-        let to = self.hosts[seed].addr;
-        self.hosts[i].node.join(now, &[to]).unwrap();
-        self.drain(i);
-    }
-
-    pub fn leave(&mut self, i: usize) {
-        let now = self.now;
-        self.hosts[i].node.leave(now).unwrap();
-        self.drain(i);
     }
 
     /// Cuts both directions between the two groups.
@@ -208,7 +244,13 @@ impl Cluster {
                 Output::CloseStream { id } => {
                     self.send(now + self.latency, Delivery::Closed { from: i, id });
                 }
-                Output::Event(e) => self.hosts[i].events.push((now, e)),
+                Output::Event(e) => {
+                    if let Some(mut hook) = self.hook.take() {
+                        hook(i, &mut self.hosts[i].node, now, &e);
+                        self.hook = Some(hook);
+                    }
+                    self.hosts[i].events.push((now, e));
+                }
                 Output::Timeout(at) => {
                     self.hosts[i].deadline = at;
                     break;
@@ -305,7 +347,7 @@ impl Cluster {
     pub fn run_until_cond(
         &mut self,
         limit: Duration,
-        mut cond: impl FnMut(&Cluster) -> bool,
+        mut cond: impl FnMut(&Self) -> bool,
     ) -> Duration {
         let start = self.now;
         while !cond(self) {
@@ -318,16 +360,47 @@ impl Cluster {
         self.now - start
     }
 
-    /// The state of `name` in host `i`'s view.
-    pub fn state_of(&self, i: usize, name: &str) -> Option<NodeState> {
-        self.hosts[i].node.member(name).map(|n| n.state())
-    }
-
     /// Live hosts' indices.
     pub fn live(&self) -> Vec<usize> {
         (0..self.hosts.len())
             .filter(|&i| self.hosts[i].up)
             .collect()
+    }
+}
+
+impl Cluster<Memberlist> {
+    /// Adds a host running a fresh memberlist node; returns its index.
+    pub fn add(&mut self, name: &str, config: Config) -> usize {
+        let addr = addr_of(self.hosts.len());
+        let seed = self.next_seed();
+        let node = Memberlist::new(config, name, addr, b"", seed, self.now).unwrap();
+        self.add_node(name, node)
+    }
+
+    /// Replaces host `i`'s node with a fresh one (a restart that lost its state).
+    pub fn restart(&mut self, i: usize, config: Config) {
+        let seed = self.next_seed();
+        let h = &self.hosts[i];
+        let node = Memberlist::new(config, &h.name, h.addr, b"", seed, self.now).unwrap();
+        self.replace_node(i, node);
+    }
+
+    pub fn join(&mut self, i: usize, seed: usize) {
+        let now = self.now;
+        let to = self.hosts[seed].addr;
+        self.hosts[i].node.join(now, &[to]).unwrap();
+        self.drain(i);
+    }
+
+    pub fn leave(&mut self, i: usize) {
+        let now = self.now;
+        self.hosts[i].node.leave(now).unwrap();
+        self.drain(i);
+    }
+
+    /// The state of `name` in host `i`'s view.
+    pub fn state_of(&self, i: usize, name: &str) -> Option<NodeState> {
+        self.hosts[i].node.member(name).map(|n| n.state())
     }
 
     /// Whether every live host sees `name` in `state`.
@@ -336,5 +409,43 @@ impl Cluster {
             .into_iter()
             .filter(|&i| self.hosts[i].name != name)
             .all(|i| self.state_of(i, name) == Some(state))
+    }
+}
+
+impl Cluster<Serf> {
+    /// Adds a host running a fresh Serf node; returns its index.
+    pub fn add(&mut self, name: &str, config: serf::Config) -> usize {
+        let addr = addr_of(self.hosts.len());
+        let seed = self.next_seed();
+        let node = Serf::new(config, name, addr, seed, self.now).unwrap();
+        self.add_node(name, node)
+    }
+
+    pub fn join(&mut self, i: usize, seed: usize) {
+        let now = self.now;
+        let to = self.hosts[seed].addr;
+        self.hosts[i].node.join(now, &[to], false).unwrap();
+        self.drain(i);
+    }
+
+    /// Runs a command on host `i` at the current time, then drains it.
+    pub fn with<R>(&mut self, i: usize, f: impl FnOnce(&mut Serf, Instant) -> R) -> R {
+        let now = self.now;
+        let r = f(&mut self.hosts[i].node, now);
+        self.drain(i);
+        r
+    }
+
+    /// The status of `name` in host `i`'s view.
+    pub fn status_of(&self, i: usize, name: &str) -> Option<serf::MemberStatus> {
+        self.hosts[i].node.member(name).map(|m| m.status)
+    }
+
+    /// Whether every live host other than `name` sees it with `status`.
+    pub fn all_see(&self, name: &str, status: serf::MemberStatus) -> bool {
+        self.live()
+            .into_iter()
+            .filter(|&i| self.hosts[i].name != name)
+            .all(|i| self.status_of(i, name) == Some(status))
     }
 }

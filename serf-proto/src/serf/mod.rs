@@ -1,0 +1,946 @@
+//! The Serf layer: membership with statuses (alive, leaving, left, failed), Lamport-ordered
+//! join and leave intents, user events, queries, tags, network coordinates, keyring
+//! management across the cluster, reaping, reconnection and snapshots — on top of the
+//! memberlist layer, in the same sans-IO shape.
+//!
+//! [`Serf`] is driven exactly like [`crate::memberlist::Memberlist`]: feed inputs with
+//! `now`, drain [`Serf::poll_output`] until [`Output::Timeout`].
+//!
+//! Differences from Go serf, each fixing a known pain (go-serf.md §6.2):
+//!
+//! - **Large events and responses arrive** (serf #267, #550): a user event too large for a
+//!   packet spreads over streams, and a query response larger than a packet goes to the
+//!   origin over a stream, instead of never leaving the queue.
+//! - **Queries finish early** (serf #509, #398): when the origin knows which members can
+//!   answer (every alive member passing the filters, in its view), the query completes as
+//!   soon as all of them have answered.
+//! - **Partitions heal by themselves** (memberlist #222, serf #605): failed members are
+//!   retried for `reconnect_timeout`, and an optional permanent seed list is retried for
+//!   ever.
+//! - **Fair packet space** (memberlist #299): user events and queries get a share of every
+//!   packet while queued (see the memberlist layer).
+//! - Events never block the protocol: they are queued for `poll_output`, and coalescing
+//!   happens inside the core.
+
+mod config;
+pub mod coordinate;
+mod core;
+mod events;
+mod maintenance;
+mod member;
+pub mod messages;
+mod query;
+pub mod snapshot;
+
+pub mod clock;
+
+pub use self::config::{Config, MergeCheck, ReconnectTimeoutOverride, USER_EVENT_SIZE_HARD_LIMIT};
+pub use clock::{LamportClock, LamportTime};
+pub use coordinate::{Coordinate, CoordinateConfig};
+pub use member::{Member, MemberStatus, Tags, decode_tags, encode_tags};
+pub use messages::Filter;
+pub use snapshot::{Record, SnapshotState};
+
+use self::core::{Action, Core};
+use crate::memberlist::{self, JoinError, JoinId, Memberlist};
+use crate::metrics::Metrics;
+use crate::name::Name;
+use crate::output::{Output, StreamEvent, StreamId};
+use crate::time::Instant;
+use crate::transform::{KeyringError, SecretKey};
+use crate::wire::{User, WireMessage};
+use ::core::net::SocketAddr;
+use ::core::time::Duration;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+/// The Serf layer's protocol versions `[min, max, current]`, carried in memberlist's
+/// alive messages.
+pub const PROTOCOL_VERSIONS: [u8; 3] = [1, 1, 1];
+
+/// Prefix of internal query names; applications cannot use it.
+pub const INTERNAL_QUERY_PREFIX: &str = "_serf_";
+
+/// The state of the local node (serf `SerfState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerfState {
+    /// Running.
+    Alive,
+    /// A graceful leave is in progress.
+    Leaving,
+    /// Left the cluster.
+    Left,
+    /// Shut down.
+    Shutdown,
+}
+
+/// Kinds of member events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MemberEventKind {
+    /// Members joined.
+    Join,
+    /// Members left gracefully.
+    Leave,
+    /// Members failed.
+    Failed,
+    /// Members' tags changed.
+    Update,
+    /// Failed or left members were forgotten.
+    Reap,
+}
+
+impl MemberEventKind {
+    /// The name the agent uses: "member-join", "member-leave", ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberEventKind::Join => "member-join",
+            MemberEventKind::Leave => "member-leave",
+            MemberEventKind::Failed => "member-failed",
+            MemberEventKind::Update => "member-update",
+            MemberEventKind::Reap => "member-reap",
+        }
+    }
+}
+
+/// A user event received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEvent {
+    /// Its Lamport time.
+    pub ltime: LamportTime,
+    /// Its name.
+    pub name: String,
+    /// Its payload.
+    pub payload: Bytes,
+    /// Whether the sender allowed coalescing.
+    pub coalesce: bool,
+}
+
+/// Names a received query, to answer it with [`Serf::respond`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryHandle(pub u64);
+
+/// Names a query we sent; its acks, responses and end carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryId(pub u32);
+
+/// A query received, to answer with [`Serf::respond`] before its deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryEvent {
+    /// Pass to [`Serf::respond`].
+    pub handle: QueryHandle,
+    /// Its Lamport time.
+    pub ltime: LamportTime,
+    /// Its name.
+    pub name: String,
+    /// Its payload.
+    pub payload: Bytes,
+    /// The origin's name.
+    pub source: Name,
+    /// After this, responses are refused.
+    pub deadline: Instant,
+}
+
+/// How a query is sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryParams {
+    /// Only these nodes process it (empty: no node filter).
+    pub filter_nodes: Vec<String>,
+    /// Only nodes whose tag matches the regular expression (unanchored) process it.
+    pub filter_tags: Vec<(String, String)>,
+    /// Ask every node that processes it to ack at once.
+    pub request_ack: bool,
+    /// Each response is also relayed through this many random members.
+    pub relay_factor: u8,
+    /// How long to wait; `None` uses the default from the cluster size.
+    pub timeout: Option<Duration>,
+}
+
+/// The aggregated answer to a keyring operation (serf `KeyResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyResponse {
+    /// Messages from nodes (errors, and warnings such as truncation).
+    pub messages: BTreeMap<Name, String>,
+    /// Alive members when the operation finished.
+    pub num_nodes: usize,
+    /// Nodes that answered.
+    pub num_resp: usize,
+    /// Nodes that answered with an error.
+    pub num_err: usize,
+    /// For list: how many nodes hold each key.
+    pub keys: BTreeMap<[u8; 32], usize>,
+    /// For list: how many nodes use each key as primary.
+    pub primary_keys: BTreeMap<[u8; 32], usize>,
+}
+
+impl KeyResponse {
+    /// Whether every alive node answered without error.
+    pub fn is_complete_success(&self) -> bool {
+        self.num_err == 0 && self.num_resp == self.num_nodes
+    }
+}
+
+/// Why the node shut itself down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// Another node holds our name and the cluster sided with it.
+    NameConflictLost,
+}
+
+/// What the Serf layer reports to the application.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Members joined, left, failed, were updated or reaped (several at once when
+    /// coalescing).
+    Member {
+        /// What happened.
+        kind: MemberEventKind,
+        /// To whom.
+        members: Vec<Member>,
+    },
+    /// A user event.
+    User(UserEvent),
+    /// A query to answer.
+    Query(QueryEvent),
+    /// A node acked our query.
+    QueryAck {
+        /// The query.
+        id: QueryId,
+        /// The node.
+        from: Name,
+    },
+    /// A node answered our query.
+    QueryResponse {
+        /// The query.
+        id: QueryId,
+        /// The node.
+        from: Name,
+        /// Its answer.
+        payload: Bytes,
+    },
+    /// Our query ended: every expected node answered, or the timeout passed.
+    QueryDone {
+        /// The query.
+        id: QueryId,
+        /// Acks received.
+        acks: usize,
+        /// Responses received.
+        responses: usize,
+        /// True if every node expected to answer did, before the timeout.
+        complete: bool,
+    },
+    /// A keyring operation across the cluster ended.
+    KeyResponse {
+        /// The query that carried it.
+        id: QueryId,
+        /// The aggregated answers.
+        response: KeyResponse,
+    },
+    /// The local keyring changed (write it to the keyring file); primary first.
+    KeyringChanged {
+        /// The keys.
+        keys: Vec<SecretKey>,
+    },
+    /// A call to [`Serf::join`] finished.
+    JoinCompleted {
+        /// The call.
+        id: JoinId,
+        /// Addresses joined.
+        joined: usize,
+        /// Addresses that failed, and why.
+        failed: Vec<(SocketAddr, JoinError)>,
+    },
+    /// A graceful leave finished: the node can be shut down.
+    LeaveCompleted,
+    /// A fact to append to the snapshot (only with `Config::snapshot` on).
+    Persist(Record),
+    /// The node shut itself down.
+    Shutdown {
+        /// Why.
+        reason: ShutdownReason,
+    },
+}
+
+/// Why a command was refused. The state machine is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SerfError {
+    /// The node is shut down.
+    #[error("the node is shut down")]
+    Shutdown,
+    /// A leave is in progress.
+    #[error("the node is leaving")]
+    Leaving,
+    /// The node has left; join again first.
+    #[error("the node has left the cluster; join again first")]
+    Left,
+    /// A user event over the size limit.
+    #[error(
+        "user event is {size} bytes (name + payload); the limit is {limit} (user_event_size_limit)"
+    )]
+    EventTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A query over the size limit.
+    #[error("query is {size} bytes encoded; the limit is {limit} (query_size_limit)")]
+    QueryTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A response over the size limit.
+    #[error("response is {size} bytes encoded; the limit is {limit} (query_response_size_limit)")]
+    ResponseTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Query names starting with `_serf_` are reserved.
+    #[error("query names starting with \"_serf_\" are reserved")]
+    ReservedName,
+    /// `respond` was called twice for one query.
+    #[error("response already sent")]
+    AlreadyResponded,
+    /// The query is unknown or past its deadline.
+    #[error("no pending query with this handle (unknown or past its deadline)")]
+    QueryExpired,
+    /// A tag filter is not a valid regular expression.
+    #[error("invalid tag filter for {tag:?}: {reason}")]
+    BadFilter {
+        /// The tag.
+        tag: String,
+        /// Why.
+        reason: String,
+    },
+    /// The tags do not fit in the metadata limit.
+    #[error("encoded tags are {size} bytes; the limit is {limit} (memberlist.max_meta_size)")]
+    TagsTooLarge {
+        /// Their size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The member is unknown.
+    #[error("no member named {0:?}")]
+    UnknownMember(String),
+    /// Encryption is not configured.
+    #[error("encryption is not enabled: start every node with a keyring first")]
+    NoKeyring,
+    /// A keyring operation was refused locally.
+    #[error("keyring: {0}")]
+    Keyring(#[from] KeyringError),
+    /// The memberlist layer refused.
+    #[error(transparent)]
+    Memberlist(#[from] memberlist::CommandError),
+}
+
+/// Counters of the Serf layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SerfMetrics {
+    /// User events delivered.
+    pub events_delivered: u64,
+    /// User events dropped as duplicates.
+    pub events_duplicate: u64,
+    /// User events dropped as older than the Lamport window or the minimum time.
+    pub events_too_old: u64,
+    /// Queries delivered.
+    pub queries_delivered: u64,
+    /// Queries dropped as duplicates.
+    pub queries_duplicate: u64,
+    /// Queries dropped as too old.
+    pub queries_too_old: u64,
+    /// Query acks received for our queries (duplicates excluded).
+    pub query_acks: u64,
+    /// Query responses received (duplicates excluded).
+    pub query_responses: u64,
+    /// Duplicate acks and responses dropped.
+    pub query_duplicates: u64,
+    /// Acks and responses for unknown or finished queries.
+    pub query_late: u64,
+    /// Messages that failed to decode.
+    pub messages_malformed: u64,
+    /// Intents buffered for members not yet known.
+    pub intents_buffered: u64,
+    /// Intents dropped because the buffer was full.
+    pub intents_dropped: u64,
+    /// Failed members that came back within `flap_timeout`.
+    pub member_flaps: u64,
+    /// Members reaped.
+    pub members_reaped: u64,
+    /// Reconnect attempts to failed members.
+    pub reconnects: u64,
+    /// Join attempts to permanent seeds.
+    pub seed_joins: u64,
+    /// Large broadcasts sent over streams.
+    pub stream_gossip: u64,
+    /// Coordinate updates rejected (bad RTT or coordinate).
+    pub coordinate_rejected: u64,
+}
+
+/// The statistics Go's `Stats()` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Members known, any status.
+    pub members: usize,
+    /// Members failed.
+    pub failed: usize,
+    /// Members left.
+    pub left: usize,
+    /// Local health score.
+    pub health_score: u32,
+    /// Member clock.
+    pub member_time: LamportTime,
+    /// Event clock.
+    pub event_time: LamportTime,
+    /// Query clock.
+    pub query_time: LamportTime,
+    /// Broadcasts queued per tier: intents, queries, events.
+    pub intent_queue: usize,
+    /// See `intent_queue`.
+    pub query_queue: usize,
+    /// See `intent_queue`.
+    pub event_queue: usize,
+    /// Whether a keyring is set.
+    pub encrypted: bool,
+    /// Coordinate resets.
+    pub coordinate_resets: u64,
+}
+
+/// Broadcast tiers, in Go's fill order.
+pub(crate) const TIER_INTENT: usize = 0;
+pub(crate) const TIER_QUERY: usize = 1;
+pub(crate) const TIER_EVENT: usize = 2;
+
+/// A Serf node: the memberlist state machine with the Serf layer on top.
+///
+/// Inputs and the output loop are the same as the memberlist layer's; see the crate docs.
+#[derive(Debug)]
+pub struct Serf {
+    ml: Memberlist<Core>,
+}
+
+impl Serf {
+    /// A node named `name` at `addr`, with its random choices drawn from `seed`.
+    pub fn new(
+        config: Config,
+        name: &str,
+        addr: SocketAddr,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Serf, memberlist::ConfigError> {
+        Serf::with_snapshot(config, name, addr, seed, now, None)
+    }
+
+    /// As [`Serf::new`], resuming from a snapshot: the clocks continue where they were,
+    /// old events are not replayed, and the node rejoins the members it last saw alive
+    /// (unless its last act was a leave and `rejoin_after_leave` is off).
+    pub fn with_snapshot(
+        config: Config,
+        name: &str,
+        addr: SocketAddr,
+        seed: u64,
+        now: Instant,
+        snapshot: Option<&SnapshotState>,
+    ) -> Result<Serf, memberlist::ConfigError> {
+        config.validate()?;
+        if config.validate_node_names {
+            core::validate_name(name).map_err(memberlist::ConfigError::Invalid)?;
+        }
+        let mut meta = Vec::new();
+        encode_tags(&config.tags, &mut meta);
+        let mut ml_config = config.memberlist.clone();
+        ml_config.delegate_versions = PROTOCOL_VERSIONS;
+        ml_config.max_queue_depth = config.max_queue_depth;
+        let node_name = Name::new(name)?;
+        let core = Core::new(config, node_name, addr, seed, now, snapshot);
+        let ml = Memberlist::with_delegate(ml_config, name, addr, &meta, seed, now, core)?;
+        let mut serf = Serf { ml };
+        serf.after_input(now);
+        Ok(serf)
+    }
+
+    // ---- read access --------------------------------------------------------------------
+
+    fn core(&self) -> &Core {
+        self.ml.delegate()
+    }
+
+    /// This node's name.
+    pub fn local_name(&self) -> &Name {
+        self.ml.local_name()
+    }
+
+    /// This node as a member.
+    pub fn local_member(&self) -> &Member {
+        // The local member is added at construction and never erased.
+        self.core()
+            .member(self.ml.local_name())
+            .expect("local member")
+    }
+
+    /// Every member known, in any status (until reaped).
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.core().members()
+    }
+
+    /// A member by name.
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.core().member(name)
+    }
+
+    /// Members known, in any status (Go's `NumNodes`).
+    pub fn num_members(&self) -> usize {
+        self.core().num_members()
+    }
+
+    /// Members alive (status `Alive`), this node included.
+    pub fn num_alive(&self) -> usize {
+        self.core().num_alive()
+    }
+
+    /// The local state.
+    pub fn state(&self) -> SerfState {
+        self.core().state
+    }
+
+    /// This node's tags.
+    pub fn tags(&self) -> &Tags {
+        &self.core().tags
+    }
+
+    /// Our network coordinate, unless coordinates are disabled.
+    pub fn coordinate(&self) -> Option<&Coordinate> {
+        self.core().coordinate()
+    }
+
+    /// The last coordinate heard from `name`.
+    pub fn cached_coordinate(&self, name: &str) -> Option<&Coordinate> {
+        self.core().cached_coordinate(name)
+    }
+
+    /// Estimated round-trip time between two members, from their coordinates (`serf rtt`).
+    pub fn rtt(&self, a: &str, b: &str) -> Option<Duration> {
+        let ca = self.cached_coordinate(a)?;
+        let cb = self.cached_coordinate(b)?;
+        Some(ca.distance_to(cb))
+    }
+
+    /// The memberlist layer underneath.
+    pub fn memberlist(&self) -> &Memberlist<impl memberlist::Delegate> {
+        &self.ml
+    }
+
+    /// The memberlist layer's counters.
+    pub fn metrics(&self) -> &Metrics {
+        self.ml.metrics()
+    }
+
+    /// The Serf layer's counters.
+    pub fn serf_metrics(&self) -> &SerfMetrics {
+        &self.core().metrics
+    }
+
+    /// Go's `Stats()`.
+    pub fn stats(&self) -> Stats {
+        let c = self.core();
+        let depths = self.ml.queue_depths();
+        Stats {
+            members: c.num_members(),
+            failed: c.num_failed(),
+            left: c.num_left(),
+            health_score: self.ml.health_score(),
+            member_time: c.clock.time(),
+            event_time: c.event_clock.time(),
+            query_time: c.query_clock.time(),
+            intent_queue: depths[1 + TIER_INTENT],
+            query_queue: depths[1 + TIER_QUERY],
+            event_queue: depths[1 + TIER_EVENT],
+            encrypted: self.ml.keyring().is_some(),
+            coordinate_resets: c.coordinate_resets(),
+        }
+    }
+
+    /// The keys installed here, primary first.
+    pub fn keys(&self) -> Option<&[SecretKey]> {
+        self.ml.keyring().map(|k| k.keys())
+    }
+
+    // ---- commands -----------------------------------------------------------------------
+
+    fn check_running(&self) -> Result<(), SerfError> {
+        match self.core().state {
+            SerfState::Shutdown => Err(SerfError::Shutdown),
+            _ => Ok(()),
+        }
+    }
+
+    /// Joins the cluster through `seeds`; reported by [`Event::JoinCompleted`]. With
+    /// `ignore_old`, user events that happened before the join are not delivered.
+    pub fn join(
+        &mut self,
+        now: Instant,
+        seeds: &[SocketAddr],
+        ignore_old: bool,
+    ) -> Result<JoinId, SerfError> {
+        self.check_running()?;
+        if self.core().state == SerfState::Leaving {
+            return Err(SerfError::Leaving);
+        }
+        let id = self.ml.join(now, seeds)?;
+        self.ml
+            .delegate_mut()
+            .join_started(now, id, core::JoinPurpose::User { ignore_old });
+        self.after_input(now);
+        Ok(id)
+    }
+
+    /// Leaves gracefully: broadcasts a leave intent, leaves the memberlist, keeps answering
+    /// for `leave_propagate_delay`, then reports [`Event::LeaveCompleted`]. Leaving twice
+    /// is a no-op.
+    pub fn leave(&mut self, now: Instant) -> Result<(), SerfError> {
+        self.ml.delegate_mut().leave(now)?;
+        self.after_input(now);
+        Ok(())
+    }
+
+    /// Fires a user event to the whole cluster.
+    pub fn user_event(
+        &mut self,
+        now: Instant,
+        name: &str,
+        payload: &[u8],
+        coalesce: bool,
+    ) -> Result<(), SerfError> {
+        self.check_running()?;
+        self.ml
+            .delegate_mut()
+            .user_event(now, name, payload, coalesce)?;
+        self.after_input(now);
+        Ok(())
+    }
+
+    /// Sends a query; acks, responses and the end arrive as events carrying the returned
+    /// id.
+    pub fn query(
+        &mut self,
+        now: Instant,
+        name: &str,
+        payload: &[u8],
+        params: &QueryParams,
+    ) -> Result<QueryId, SerfError> {
+        self.check_running()?;
+        if name.starts_with(INTERNAL_QUERY_PREFIX) {
+            return Err(SerfError::ReservedName);
+        }
+        let n = self.ml.num_alive();
+        let id =
+            self.ml
+                .delegate_mut()
+                .query(now, name, payload, params, n, core::QueryKind::User)?;
+        self.after_input(now);
+        Ok(id)
+    }
+
+    /// Asks every member to ack a ping query (`serf reachability`). Acks arrive as
+    /// [`Event::QueryAck`]; the query ends as soon as every alive member has acked.
+    pub fn reachability(
+        &mut self,
+        now: Instant,
+        timeout: Option<Duration>,
+    ) -> Result<QueryId, SerfError> {
+        self.check_running()?;
+        let params = QueryParams {
+            request_ack: true,
+            timeout,
+            ..QueryParams::default()
+        };
+        let n = self.ml.num_alive();
+        let name = format!("{INTERNAL_QUERY_PREFIX}ping");
+        let id =
+            self.ml
+                .delegate_mut()
+                .query(now, &name, &[], &params, n, core::QueryKind::Ping)?;
+        self.after_input(now);
+        Ok(id)
+    }
+
+    /// Answers a received query (once, before its deadline). Answers larger than a packet
+    /// go to the origin over a stream.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        query: QueryHandle,
+        payload: &[u8],
+    ) -> Result<(), SerfError> {
+        self.check_running()?;
+        self.ml.delegate_mut().respond(now, query, payload)?;
+        self.after_input(now);
+        Ok(())
+    }
+
+    /// Replaces this node's tags; other members report a member update.
+    pub fn set_tags(&mut self, now: Instant, tags: Tags) -> Result<(), SerfError> {
+        self.check_running()?;
+        let mut meta = Vec::new();
+        encode_tags(&tags, &mut meta);
+        let limit = self.ml.config().max_meta_size;
+        if meta.len() > limit {
+            return Err(SerfError::TagsTooLarge {
+                size: meta.len(),
+                limit,
+            });
+        }
+        self.ml.set_meta(now, &meta)?;
+        self.ml.delegate_mut().tags = tags;
+        self.after_input(now);
+        Ok(())
+    }
+
+    /// Forces a member out: a failed member becomes left (and stops being retried); with
+    /// `prune`, it is erased at once (`serf force-leave [-prune]`).
+    pub fn force_leave(&mut self, now: Instant, name: &str, prune: bool) -> Result<(), SerfError> {
+        self.check_running()?;
+        self.ml.delegate_mut().force_leave(now, name, prune)?;
+        self.after_input(now);
+        Ok(())
+    }
+
+    /// Installs `key` on every node (`serf keys -install`); reported by
+    /// [`Event::KeyResponse`].
+    pub fn install_key(&mut self, now: Instant, key: &SecretKey) -> Result<QueryId, SerfError> {
+        self.key_op(now, core::KeyOp::Install, Some(key))
+    }
+
+    /// Makes `key` the primary on every node (`serf keys -use`).
+    pub fn use_key(&mut self, now: Instant, key: &SecretKey) -> Result<QueryId, SerfError> {
+        self.key_op(now, core::KeyOp::Use, Some(key))
+    }
+
+    /// Removes `key` from every node (`serf keys -remove`).
+    pub fn remove_key(&mut self, now: Instant, key: &SecretKey) -> Result<QueryId, SerfError> {
+        self.key_op(now, core::KeyOp::Remove, Some(key))
+    }
+
+    /// Lists the keys of every node (`serf keys -list`).
+    pub fn list_keys(&mut self, now: Instant) -> Result<QueryId, SerfError> {
+        self.key_op(now, core::KeyOp::List, None)
+    }
+
+    fn key_op(
+        &mut self,
+        now: Instant,
+        op: core::KeyOp,
+        key: Option<&SecretKey>,
+    ) -> Result<QueryId, SerfError> {
+        self.check_running()?;
+        if self.ml.keyring().is_none() {
+            return Err(SerfError::NoKeyring);
+        }
+        let n = self.ml.num_alive();
+        let id = self.ml.delegate_mut().key_query(now, op, key, n)?;
+        self.after_input(now);
+        Ok(id)
+    }
+
+    /// Stops the node at once (not graceful; call [`Serf::leave`] first).
+    pub fn shutdown(&mut self) {
+        self.ml.shutdown();
+        self.ml.delegate_mut().state = SerfState::Shutdown;
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    /// A datagram arrived.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.ml.handle_datagram(now, from, data);
+        self.after_input(now);
+    }
+
+    /// A peer opened a stream; `None` means refuse it.
+    pub fn accept_stream(&mut self, now: Instant, from: SocketAddr) -> Option<StreamId> {
+        self.ml.accept_stream(now, from)
+    }
+
+    /// Something happened on a stream.
+    pub fn handle_stream(&mut self, now: Instant, id: StreamId, event: StreamEvent<'_>) {
+        self.ml.handle_stream(now, id, event);
+        self.after_input(now);
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.ml.handle_timeout(now);
+        self.after_input(now);
+        let n = self.ml.num_alive();
+        self.ml.delegate_mut().handle_timeout(now, n);
+        self.after_input(now);
+    }
+
+    // ---- outputs ------------------------------------------------------------------------
+
+    /// The next output; drain until [`Output::Timeout`].
+    pub fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<Event> {
+        loop {
+            if let Some(out) = self.ml.poll_transmit(buf) {
+                return match out {
+                    Output::Transmit { to } => Output::Transmit { to },
+                    Output::OpenStream { id, to } => Output::OpenStream { id, to },
+                    Output::SendFrame { id } => Output::SendFrame { id },
+                    Output::CloseStream { id } => Output::CloseStream { id },
+                    // poll_transmit yields no events or deadlines.
+                    Output::Event(_) | Output::Timeout(_) => continue,
+                };
+            }
+            // Building packets may have finished broadcasts (leave progress): handle them,
+            // which may queue more to send.
+            if self.process_memberlist_events(self.core().last_now) {
+                continue;
+            }
+            if let Some(e) = self.ml.delegate_mut().events.pop_front() {
+                return Output::Event(e);
+            }
+            let serf_deadline = self.core().next_deadline();
+            return Output::Timeout(self.ml.next_deadline().min(serf_deadline));
+        }
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn next_deadline(&self) -> Instant {
+        self.ml.next_deadline().min(self.core().next_deadline())
+    }
+
+    // ---- glue ---------------------------------------------------------------------------
+
+    /// Handles everything an input caused: memberlist events, then the Serf layer's
+    /// actions, until both are quiet.
+    fn after_input(&mut self, now: Instant) {
+        self.ml.delegate_mut().last_now = now;
+        while self.process_memberlist_events(now) {}
+    }
+
+    /// Processes pending memberlist events and the actions they cause. Returns whether
+    /// anything happened.
+    fn process_memberlist_events(&mut self, now: Instant) -> bool {
+        let mut progressed = false;
+        loop {
+            let mut any = false;
+            while let Some(e) = self.ml.poll_event() {
+                any = true;
+                let rng_seed = self.ml.rng().next_u64();
+                self.ml.delegate_mut().on_memberlist_event(now, e, rng_seed);
+            }
+            while let Some(a) = self.ml.delegate_mut().outbox.pop_front() {
+                any = true;
+                self.apply(now, a);
+            }
+            if !any {
+                return progressed;
+            }
+            progressed = true;
+        }
+    }
+
+    /// Carries out one action of the Serf layer on the memberlist.
+    fn apply(&mut self, now: Instant, action: Action) {
+        match action {
+            Action::Broadcast { tier, msg, notify } => {
+                let framed = User { payload: &msg }.to_vec();
+                if framed.len() <= self.ml.max_piggyback() {
+                    self.ml
+                        .queue_user_broadcast(tier, Bytes::from(framed), notify);
+                } else {
+                    // Too large for a packet: spread it over streams to as many random
+                    // members as a broadcast would reach, each of which does the same on
+                    // first receipt; push-pull covers anyone missed.
+                    let fanout = self.ml.retransmit_limit().max(1) as usize;
+                    let seed = self.ml.rng().next_u64();
+                    let targets = self.ml.delegate_mut().random_alive_peers(fanout, seed);
+                    self.ml.delegate_mut().metrics.stream_gossip += 1;
+                    for to in targets {
+                        let _ = self.ml.send_user_message(now, to, &msg);
+                    }
+                    if let Some(id) = notify {
+                        self.ml.delegate_mut().on_memberlist_event(
+                            now,
+                            memberlist::Event::BroadcastDone { id },
+                            0,
+                        );
+                    }
+                }
+            }
+            Action::Send { to, msg } => {
+                if to == self.ml.local_addr() {
+                    // Our own query's answer: no need to go through the network.
+                    let from = self.ml.local_addr();
+                    self.ml.delegate_mut().handle_serf_message(now, from, &msg);
+                } else {
+                    // Sizes were checked when the message was made; a failure here is a
+                    // message over max_stream_frame, which the memberlist counts.
+                    let _ = self.ml.send_user_message(now, to, &msg);
+                }
+            }
+            Action::Join { seeds, purpose } => {
+                if let Ok(id) = self.ml.join(now, &seeds) {
+                    self.ml.delegate_mut().join_started(now, id, purpose);
+                }
+            }
+            Action::MemberlistLeave => {
+                let _ = self.ml.leave(now);
+            }
+            Action::SetQueueDepth(depth) => self.ml.set_max_queue_depth(depth),
+            Action::KeyOp { op, key, handle } => {
+                let response = self.apply_key_op(op, key.as_ref());
+                // The query may have expired meanwhile; then there is no one to answer.
+                let _ =
+                    self.ml
+                        .delegate_mut()
+                        .respond_internal(now, QueryHandle(handle), &response);
+            }
+            Action::Shutdown(reason) => {
+                self.shutdown();
+                self.ml
+                    .delegate_mut()
+                    .events
+                    .push_back(Event::Shutdown { reason });
+            }
+        }
+    }
+
+    /// Applies a keyring operation to our memberlist keyring and encodes the node's
+    /// answer (serf `internal_query.go`).
+    fn apply_key_op(&mut self, op: core::KeyOp, key: Option<&SecretKey>) -> Vec<u8> {
+        let mut resp = core::KeyNodeResponse::default();
+        match self.ml.keyring().cloned() {
+            None => resp.message = "No keyring to modify (encryption not enabled)".into(),
+            Some(mut ring) => {
+                let result = match (op, key) {
+                    (core::KeyOp::Install, Some(k)) => ring.install(k.clone()).map(|_| true),
+                    (core::KeyOp::Use, Some(k)) => ring.use_key(k).map(|_| true),
+                    (core::KeyOp::Remove, Some(k)) => ring.remove(k).map(|_| true),
+                    (core::KeyOp::List, _) => Ok(false),
+                    (_, None) => Err(KeyringError::NotInstalled),
+                };
+                match result {
+                    Ok(changed) => {
+                        resp.result = true;
+                        resp.keys = ring.keys().iter().map(|k| k.0).collect();
+                        resp.primary = Some(ring.primary().0);
+                        if changed {
+                            let keys = ring.keys().to_vec();
+                            self.ml.set_keyring(Some(ring));
+                            self.ml
+                                .delegate_mut()
+                                .events
+                                .push_back(Event::KeyringChanged { keys });
+                        }
+                    }
+                    Err(e) => resp.message = e.to_string(),
+                }
+            }
+        }
+        resp.encode()
+    }
+}

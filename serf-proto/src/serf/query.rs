@@ -1,0 +1,637 @@
+//! Queries: sending, receiving with filters and deduplication, responses (direct, relayed,
+//! over a stream when large), early completion, and the internal queries (serf `query.go`,
+//! `internal_query.go`, `keymanager.go`).
+
+use super::clock::LamportTime;
+use super::core::{Action, Core, KeyNodeResponse, KeyOp, QueryKind, SerfTimer};
+use super::member::{MemberStatus, decode_tags};
+use super::messages::{
+    Filter, FilterRef, QUERY_FLAG_ACK, QUERY_FLAG_NO_BROADCAST, QueryMsg, QueryResponseMsg,
+    RelayMsg,
+};
+use super::snapshot::Record;
+use super::{
+    Event, INTERNAL_QUERY_PREFIX, KeyResponse, QueryEvent, QueryHandle, QueryId, QueryParams,
+    SerfError, ShutdownReason, TIER_QUERY,
+};
+use crate::memberlist::suspicion::retransmit_limit;
+use crate::name::Name;
+use crate::time::Instant;
+use crate::transform::SecretKey;
+use crate::wire::codec::{Decoder, Encoder};
+use bytes::Bytes;
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::BTreeSet;
+
+/// Most received queries awaiting an answer at once; the oldest are forgotten beyond it.
+const MAX_INCOMING: usize = 2048;
+/// Longest timeout honoured from a peer's query, so a bad peer cannot pin state.
+const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Regex programs from the network are compiled with this size limit.
+const REGEX_SIZE_LIMIT: usize = 64 * 1024;
+
+/// The query ids seen at one Lamport time (a slot of the dedup ring).
+#[derive(Debug, Clone)]
+pub(crate) struct QuerySlot {
+    pub ltime: LamportTime,
+    pub ids: Vec<u32>,
+}
+
+/// A query we sent.
+#[derive(Debug)]
+pub(crate) struct OutQuery {
+    pub ltime: LamportTime,
+    pub kind: QueryKind,
+    pub request_ack: bool,
+    pub acks: BTreeSet<Name>,
+    pub responses: BTreeSet<Name>,
+    /// The members that can answer, in our view when it was sent.
+    pub expected: BTreeSet<Name>,
+    pub key: KeyResponse,
+    pub conflict_responses: usize,
+    pub conflict_matching: usize,
+}
+
+/// A query we received and may still answer.
+#[derive(Debug)]
+pub(crate) struct InQuery {
+    pub ltime: LamportTime,
+    pub id: u32,
+    pub origin: SocketAddr,
+    pub source: Name,
+    pub deadline: Instant,
+    pub relay_factor: u8,
+}
+
+fn compile(expr: &str) -> Result<regex_lite::Regex, String> {
+    regex_lite::RegexBuilder::new(expr)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(64)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+impl Core {
+    /// The default query timeout: `gossip_interval * mult * ceil(log10(n + 1))`.
+    pub fn default_query_timeout(&self, n: usize) -> Duration {
+        let scale = retransmit_limit(1, n).max(1);
+        self.config
+            .memberlist
+            .gossip_interval
+            .saturating_mul(self.config.query_timeout_mult.saturating_mul(scale))
+    }
+
+    /// Sends a query (serf `Query`). `n` is the memberlist's alive count.
+    pub fn query(
+        &mut self,
+        now: Instant,
+        name: &str,
+        payload: &[u8],
+        params: &QueryParams,
+        n: usize,
+        kind: QueryKind,
+    ) -> Result<QueryId, SerfError> {
+        let mut filters = Vec::new();
+        if !params.filter_nodes.is_empty() {
+            filters.push(Filter::Nodes(params.filter_nodes.clone()));
+        }
+        let mut tag_filters = Vec::new();
+        for (tag, expr) in &params.filter_tags {
+            let re = compile(expr).map_err(|reason| SerfError::BadFilter {
+                tag: tag.clone(),
+                reason,
+            })?;
+            tag_filters.push((tag.clone(), re));
+            filters.push(Filter::Tag {
+                tag: tag.clone(),
+                expr: expr.clone(),
+            });
+        }
+        let timeout = params
+            .timeout
+            .unwrap_or_else(|| self.default_query_timeout(n));
+        let flags = if params.request_ack {
+            QUERY_FLAG_ACK
+        } else {
+            0
+        };
+        let ltime = self.query_clock.time();
+        let id = loop {
+            let id = self.rng.next_u32() & 0x7fff_ffff;
+            if !self.queries.contains_key(&id) {
+                break id;
+            }
+        };
+        let mut msg = Vec::new();
+        QueryMsg::encode(
+            &mut msg,
+            ltime,
+            id,
+            self.addr,
+            &self.name,
+            &filters,
+            flags,
+            params.relay_factor,
+            timeout,
+            name,
+            payload,
+        );
+        if msg.len() > self.config.query_size_limit {
+            return Err(SerfError::QueryTooLarge {
+                size: msg.len(),
+                limit: self.config.query_size_limit,
+            });
+        }
+        // Who can answer: alive members passing the filters, in our view (serf #509).
+        let node_filter: Option<BTreeSet<&str>> = (!params.filter_nodes.is_empty())
+            .then(|| params.filter_nodes.iter().map(String::as_str).collect());
+        let expected: BTreeSet<Name> = self
+            .members()
+            .filter(|m| m.status == MemberStatus::Alive)
+            .filter(|m| {
+                node_filter
+                    .as_ref()
+                    .is_none_or(|f| f.contains(m.name.as_str()))
+            })
+            .filter(|m| {
+                tag_filters
+                    .iter()
+                    .all(|(tag, re)| re.is_match(m.tags.get(tag).map(String::as_str).unwrap_or("")))
+            })
+            .filter(|m| kind != QueryKind::Conflict || m.name != self.name)
+            .map(|m| m.name.clone())
+            .collect();
+        self.queries.insert(
+            id,
+            OutQuery {
+                ltime,
+                kind,
+                request_ack: params.request_ack,
+                acks: BTreeSet::new(),
+                responses: BTreeSet::new(),
+                expected,
+                key: KeyResponse::default(),
+                conflict_responses: 0,
+                conflict_matching: 0,
+            },
+        );
+        self.schedule(now + timeout, SerfTimer::QueryDeadline(id));
+        self.last_now = now;
+        // Process it locally too, then gossip it.
+        let Ok(Some(super::messages::SerfMessage::Query(q))) =
+            super::messages::SerfMessage::decode(&msg)
+        else {
+            unreachable!("a query we just encoded decodes")
+        };
+        self.handle_query(now, &q);
+        self.outbox.push_back(Action::Broadcast {
+            tier: TIER_QUERY,
+            msg,
+            notify: None,
+        });
+        Ok(QueryId(id))
+    }
+
+    /// Starts a keyring query (serf `KeyManager`).
+    pub fn key_query(
+        &mut self,
+        now: Instant,
+        op: KeyOp,
+        key: Option<&SecretKey>,
+        n: usize,
+    ) -> Result<QueryId, SerfError> {
+        let mut payload = Vec::new();
+        if let Some(k) = key {
+            Encoder::new(&mut payload).bytes(1, k.as_bytes());
+        }
+        let id = self.query(
+            now,
+            op.query_name(),
+            &payload,
+            &QueryParams::default(),
+            n,
+            QueryKind::Key(op),
+        )?;
+        Ok(id)
+    }
+
+    /// Whether this node passes the query's filters (serf `shouldProcessQuery`).
+    fn passes_filters(&self, q: &QueryMsg<'_>) -> bool {
+        for f in q.filters() {
+            match f {
+                FilterRef::Nodes(list) => {
+                    if !list.iter().any(|n| n == self.name.as_str()) {
+                        return false;
+                    }
+                }
+                FilterRef::Tag { tag, expr } => {
+                    let Ok(re) = compile(expr) else {
+                        return false;
+                    };
+                    let value = self.tags.get(tag).map(String::as_str).unwrap_or("");
+                    if !re.is_match(value) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// A query arrived (or was sent here). Returns whether to re-gossip it.
+    pub fn handle_query(&mut self, now: Instant, q: &QueryMsg<'_>) -> bool {
+        self.query_clock.witness(q.ltime);
+        if q.ltime < self.query_min_time {
+            self.metrics.queries_too_old += 1;
+            return false;
+        }
+        let window = self.query_buffer.len() as LamportTime;
+        let cur = self.query_clock.time();
+        if cur > window && q.ltime < cur - window {
+            self.metrics.queries_too_old += 1;
+            return false;
+        }
+        let idx = (q.ltime % window) as usize;
+        match &mut self.query_buffer[idx] {
+            Some(s) if s.ltime == q.ltime => {
+                if s.ids.contains(&q.id) {
+                    self.metrics.queries_duplicate += 1;
+                    return false;
+                }
+                if s.ids.len() >= 256 {
+                    self.metrics.queries_too_old += 1;
+                    return false;
+                }
+                s.ids.push(q.id);
+            }
+            slot => {
+                *slot = Some(QuerySlot {
+                    ltime: q.ltime,
+                    ids: vec![q.id],
+                })
+            }
+        }
+        if q.ltime > self.last_query_persisted {
+            self.last_query_persisted = q.ltime;
+            self.persist(Record::QueryClock(q.ltime));
+        }
+        // Re-gossip even if we do not process it: it is new to us.
+        let rebroadcast = q.flags & QUERY_FLAG_NO_BROADCAST == 0;
+        if !self.passes_filters(q) {
+            return rebroadcast;
+        }
+        self.metrics.queries_delivered += 1;
+        let source = Name::from_str_unchecked(q.source_node);
+        if q.flags & QUERY_FLAG_ACK != 0 {
+            let mut ack = Vec::new();
+            QueryResponseMsg {
+                ltime: q.ltime,
+                id: q.id,
+                from: &self.name,
+                flags: QUERY_FLAG_ACK,
+                payload: &[],
+            }
+            .encode(&mut ack);
+            self.send_response(q.addr, &source, ack, q.relay_factor);
+        }
+        let handle = self.next_handle;
+        self.next_handle += 1;
+        let deadline = now + q.timeout.min(MAX_QUERY_TIMEOUT);
+        if self.incoming.len() >= MAX_INCOMING {
+            self.incoming.pop_first();
+        }
+        self.incoming.insert(
+            handle,
+            InQuery {
+                ltime: q.ltime,
+                id: q.id,
+                origin: q.addr,
+                source: source.clone(),
+                deadline,
+                relay_factor: q.relay_factor,
+            },
+        );
+        self.schedule(deadline, SerfTimer::IncomingExpiry(handle));
+        if q.name.starts_with(INTERNAL_QUERY_PREFIX) {
+            self.handle_internal_query(handle, q);
+        } else {
+            self.events.push_back(Event::Query(QueryEvent {
+                handle: QueryHandle(handle),
+                ltime: q.ltime,
+                name: q.name.to_string(),
+                payload: Bytes::copy_from_slice(q.payload),
+                source,
+                deadline,
+            }));
+        }
+        rebroadcast
+    }
+
+    /// Internal queries never reach the application.
+    fn handle_internal_query(&mut self, handle: u64, q: &QueryMsg<'_>) {
+        let now = self.last_now;
+        if q.name == "_serf_ping" {
+            // Acked above if asked; nothing else to do.
+            self.incoming.remove(&handle);
+        } else if q.name == "_serf_conflict" {
+            // Answer with our view of the contested name, unless it is ours.
+            let Ok(node) = core::str::from_utf8(q.payload) else {
+                return;
+            };
+            if node == self.name.as_str() {
+                self.incoming.remove(&handle);
+                return;
+            }
+            let mut out = Vec::new();
+            if let Some(m) = self.member_state(node) {
+                let mut meta = Vec::new();
+                super::member::encode_tags(&m.member.tags, &mut meta);
+                Encoder::new(&mut out)
+                    .str(1, &m.member.name)
+                    .addr(2, &m.member.addr)
+                    .bytes(3, &meta)
+                    .uint(4, m.member.status as u64);
+            }
+            let _ = self.respond_internal(now, QueryHandle(handle), &out);
+        } else if let Some(op) = KeyOp::from_query_name(q.name) {
+            let key = {
+                let mut key = None;
+                let mut d = Decoder::new(q.payload);
+                while let Ok(Some((n, v))) = d.next_field() {
+                    if n == 1 {
+                        key = v
+                            .as_bytes()
+                            .ok()
+                            .and_then(|b| SecretKey::from_slice(b).ok());
+                    }
+                }
+                key
+            };
+            self.outbox.push_back(Action::KeyOp { op, key, handle });
+        } else {
+            self.incoming.remove(&handle);
+        }
+    }
+
+    /// Sends a response or ack to a query's origin, plus relayed copies.
+    fn send_response(&mut self, origin: SocketAddr, source: &Name, msg: Vec<u8>, relay: u8) {
+        if relay > 0 && self.num_members() > usize::from(relay) {
+            let mut relayed = Vec::new();
+            RelayMsg {
+                dest: origin,
+                dest_name: source,
+                inner: &msg,
+            }
+            .encode(&mut relayed);
+            let seed = self.rng.next_u64();
+            for peer in self.random_alive_peers(usize::from(relay), seed) {
+                self.outbox.push_back(Action::Send {
+                    to: peer,
+                    msg: relayed.clone(),
+                });
+            }
+        }
+        self.outbox.push_back(Action::Send { to: origin, msg });
+    }
+
+    /// Answers a received query on behalf of the application.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        handle: super::QueryHandle,
+        payload: &[u8],
+    ) -> Result<(), SerfError> {
+        let q = self
+            .incoming
+            .get(&handle.0)
+            .ok_or(SerfError::QueryExpired)?;
+        if now > q.deadline {
+            self.incoming.remove(&handle.0);
+            return Err(SerfError::QueryExpired);
+        }
+        let mut msg = Vec::new();
+        QueryResponseMsg {
+            ltime: q.ltime,
+            id: q.id,
+            from: &self.name,
+            flags: 0,
+            payload,
+        }
+        .encode(&mut msg);
+        let limit = self.config.query_response_size_limit;
+        if msg.len() > limit {
+            return Err(SerfError::ResponseTooLarge {
+                size: msg.len(),
+                limit,
+            });
+        }
+        // Present: looked up above. Responding twice is refused by the removal.
+        let q = self.incoming.remove(&handle.0).expect("present");
+        self.send_response(q.origin, &q.source, msg, q.relay_factor);
+        Ok(())
+    }
+
+    /// Answers an internal query (no size limit beyond the stream frame).
+    pub fn respond_internal(
+        &mut self,
+        now: Instant,
+        handle: QueryHandle,
+        payload: &[u8],
+    ) -> Result<(), SerfError> {
+        let Some(q) = self.incoming.remove(&handle.0) else {
+            return Err(SerfError::QueryExpired);
+        };
+        if now > q.deadline {
+            return Err(SerfError::QueryExpired);
+        }
+        let mut msg = Vec::new();
+        QueryResponseMsg {
+            ltime: q.ltime,
+            id: q.id,
+            from: &self.name,
+            flags: 0,
+            payload,
+        }
+        .encode(&mut msg);
+        self.send_response(q.origin, &q.source, msg, q.relay_factor);
+        Ok(())
+    }
+
+    /// An ack or response to one of our queries.
+    pub fn handle_query_response(&mut self, now: Instant, r: &QueryResponseMsg<'_>) {
+        let Some(q) = self.queries.get_mut(&r.id) else {
+            self.metrics.query_late += 1;
+            return;
+        };
+        if q.ltime != r.ltime {
+            self.metrics.query_late += 1;
+            return;
+        }
+        let from = Name::from_str_unchecked(r.from);
+        let id = QueryId(r.id);
+        if r.is_ack() {
+            if !q.acks.insert(from.clone()) {
+                self.metrics.query_duplicates += 1;
+                return;
+            }
+            self.metrics.query_acks += 1;
+            if q.kind == QueryKind::User || q.kind == QueryKind::Ping {
+                self.events.push_back(Event::QueryAck { id, from });
+            }
+        } else {
+            if !q.responses.insert(from.clone()) {
+                self.metrics.query_duplicates += 1;
+                return;
+            }
+            self.metrics.query_responses += 1;
+            match q.kind {
+                QueryKind::User | QueryKind::Ping => {
+                    self.events.push_back(Event::QueryResponse {
+                        id,
+                        from,
+                        payload: Bytes::copy_from_slice(r.payload),
+                    });
+                }
+                QueryKind::Key(_) => aggregate_key_response(&mut q.key, from, r.payload),
+                QueryKind::Conflict => {
+                    if let Some(addr) = conflict_response_addr(r.payload) {
+                        q.conflict_responses += 1;
+                        if addr == self.addr {
+                            q.conflict_matching += 1;
+                        }
+                    }
+                }
+            }
+        }
+        self.check_query_complete(now, r.id);
+    }
+
+    /// Ends a query early once every member that can answer has (serf #509, #398).
+    pub fn check_query_complete(&mut self, now: Instant, id: u32) {
+        let Some(q) = self.queries.get(&id) else {
+            return;
+        };
+        let still_alive = |n: &Name| {
+            self.member(n)
+                .is_some_and(|m| m.status == MemberStatus::Alive)
+        };
+        let answered = if q.kind == QueryKind::Ping {
+            &q.acks
+        } else {
+            &q.responses
+        };
+        let mut waiting = q.expected.iter().filter(|n| still_alive(n));
+        let complete = waiting.all(|n| {
+            answered.contains(n)
+                && (!q.request_ack || q.kind == QueryKind::Ping || q.acks.contains(n))
+        });
+        if complete && !q.expected.is_empty() {
+            self.finish_query(now, id, true);
+        }
+    }
+
+    /// Members failed or left: queries waiting on them may be complete now.
+    pub fn recheck_queries(&mut self, now: Instant) {
+        let ids: Vec<u32> = self.queries.keys().copied().collect();
+        for id in ids {
+            self.check_query_complete(now, id);
+        }
+    }
+
+    /// Ends a query: reports it, and acts on internal ones.
+    pub fn finish_query(&mut self, _now: Instant, id: u32, complete: bool) {
+        let Some(mut q) = self.queries.remove(&id) else {
+            return;
+        };
+        let qid = QueryId(id);
+        match q.kind {
+            QueryKind::Key(_) => {
+                q.key.num_nodes = self.num_alive();
+                self.events.push_back(Event::KeyResponse {
+                    id: qid,
+                    response: q.key,
+                });
+            }
+            QueryKind::Conflict => {
+                // Stay only with a majority of the answers on our side (serf
+                // resolveNodeConflict).
+                let majority = q.conflict_responses / 2 + 1;
+                if q.conflict_matching < majority {
+                    self.outbox
+                        .push_back(Action::Shutdown(ShutdownReason::NameConflictLost));
+                }
+            }
+            QueryKind::User | QueryKind::Ping => {}
+        }
+        self.events.push_back(Event::QueryDone {
+            id: qid,
+            acks: q.acks.len(),
+            responses: q.responses.len(),
+            complete,
+        });
+    }
+
+    /// Another node claims our name: vote (serf `resolveNodeConflict`).
+    pub fn on_conflict(
+        &mut self,
+        now: Instant,
+        existing: &crate::memberlist::Node,
+        _other: &crate::memberlist::Node,
+    ) {
+        if existing.name() != &self.name || !self.config.enable_name_conflict_resolution {
+            return;
+        }
+        if self.queries.values().any(|q| q.kind == QueryKind::Conflict) {
+            return;
+        }
+        let n = self.num_alive();
+        let name = self.name.clone();
+        let _ = self.query(
+            now,
+            "_serf_conflict",
+            name.as_bytes(),
+            &QueryParams::default(),
+            n,
+            QueryKind::Conflict,
+        );
+    }
+}
+
+/// Adds one node's keyring answer to the aggregate (serf `streamKeyResp`).
+fn aggregate_key_response(agg: &mut KeyResponse, from: Name, payload: &[u8]) {
+    agg.num_resp += 1;
+    let Some(r) = KeyNodeResponse::decode(payload) else {
+        agg.messages
+            .insert(from, "Failed to decode key query response".into());
+        agg.num_err += 1;
+        return;
+    };
+    if !r.result {
+        agg.messages.insert(from.clone(), r.message.clone());
+        agg.num_err += 1;
+    } else if !r.message.is_empty() {
+        agg.messages.insert(from.clone(), r.message.clone());
+    }
+    for k in &r.keys {
+        *agg.keys.entry(*k).or_default() += 1;
+    }
+    if let Some(p) = r.primary {
+        *agg.primary_keys.entry(p).or_default() += 1;
+    }
+}
+
+/// The address in a conflict answer, if it holds a member.
+fn conflict_response_addr(payload: &[u8]) -> Option<SocketAddr> {
+    let mut d = Decoder::new(payload);
+    let mut addr = None;
+    while let Ok(Some((n, v))) = d.next_field() {
+        if n == 2 {
+            addr = v.as_addr().ok();
+        }
+        if n == 3 {
+            let _ = decode_tags(v.as_bytes().ok()?);
+        }
+    }
+    addr
+}

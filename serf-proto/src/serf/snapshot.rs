@@ -1,0 +1,217 @@
+//! Snapshot records: what a node must remember across restarts (serf `snapshot.go`).
+//!
+//! The core never writes files. It emits [`Record`]s as events; the driver appends them to
+//! a file, and on restart replays the file into a [`SnapshotState`] that the core starts
+//! from: it rejoins the members it last saw alive and does not replay old events.
+//!
+//! The line format is Go serf's, so existing snapshot files can be read:
+//!
+//! ```text
+//! alive: node-1 10.0.0.1:7946
+//! not-alive: node-2
+//! clock: 42
+//! event-clock: 7
+//! query-clock: 3
+//! leave
+//! # comments and "coordinate:" lines are ignored
+//! ```
+
+use crate::name::Name;
+use core::net::SocketAddr;
+use std::collections::BTreeMap;
+
+/// One fact to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A member is alive at this address.
+    Alive {
+        /// The member.
+        name: Name,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A member failed or left.
+    NotAlive {
+        /// The member.
+        name: Name,
+    },
+    /// The member (intent) clock.
+    Clock(u64),
+    /// The user-event clock.
+    EventClock(u64),
+    /// The query clock.
+    QueryClock(u64),
+    /// This node left gracefully.
+    Leave,
+}
+
+/// A line that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("snapshot line {line}: {reason}")]
+pub struct SnapshotError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Record {
+    /// The record as one line of the snapshot file (without the newline).
+    pub fn to_line(&self) -> String {
+        match self {
+            Record::Alive { name, addr } => format!("alive: {name} {addr}"),
+            Record::NotAlive { name } => format!("not-alive: {name}"),
+            Record::Clock(c) => format!("clock: {c}"),
+            Record::EventClock(c) => format!("event-clock: {c}"),
+            Record::QueryClock(c) => format!("query-clock: {c}"),
+            Record::Leave => "leave".to_string(),
+        }
+    }
+
+    /// Parses a line; `Ok(None)` for blank lines, comments and ignored record kinds.
+    pub fn parse_line(line: &str) -> Result<Option<Record>, String> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() || line.starts_with('#') || line.starts_with("coordinate: ") {
+            return Ok(None);
+        }
+        if line == "leave" {
+            return Ok(Some(Record::Leave));
+        }
+        let clock = |s: &str| {
+            s.trim()
+                .parse::<u64>()
+                .map_err(|e| format!("bad clock {s:?}: {e}"))
+        };
+        if let Some(rest) = line.strip_prefix("alive: ") {
+            let (name, addr) = rest
+                .rsplit_once(' ')
+                .ok_or_else(|| "alive line without an address".to_string())?;
+            let name = Name::new(name).map_err(|e| e.to_string())?;
+            let addr = addr
+                .parse()
+                .map_err(|e| format!("bad address {addr:?}: {e}"))?;
+            return Ok(Some(Record::Alive { name, addr }));
+        }
+        if let Some(name) = line.strip_prefix("not-alive: ") {
+            let name = Name::new(name).map_err(|e| e.to_string())?;
+            return Ok(Some(Record::NotAlive { name }));
+        }
+        if let Some(c) = line.strip_prefix("clock: ") {
+            return Ok(Some(Record::Clock(clock(c)?)));
+        }
+        if let Some(c) = line.strip_prefix("event-clock: ") {
+            return Ok(Some(Record::EventClock(clock(c)?)));
+        }
+        if let Some(c) = line.strip_prefix("query-clock: ") {
+            return Ok(Some(Record::QueryClock(clock(c)?)));
+        }
+        Err(format!("unknown record {line:?}"))
+    }
+}
+
+/// What a snapshot says, after replaying its records: the compacted state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotState {
+    /// Members last seen alive, with their addresses.
+    pub alive: BTreeMap<Name, SocketAddr>,
+    /// The member clock.
+    pub clock: u64,
+    /// The user-event clock.
+    pub event_clock: u64,
+    /// The query clock.
+    pub query_clock: u64,
+    /// Whether the last thing this node did was leave.
+    pub left: bool,
+}
+
+impl SnapshotState {
+    /// Applies one record. A leave forgets the members and clocks unless
+    /// `rejoin_after_leave` is set (as Go's replay does).
+    pub fn apply(&mut self, record: &Record, rejoin_after_leave: bool) {
+        match record {
+            Record::Alive { name, addr } => {
+                self.alive.insert(name.clone(), *addr);
+                self.left = false;
+            }
+            Record::NotAlive { name } => {
+                self.alive.remove(name);
+            }
+            Record::Clock(c) => self.clock = self.clock.max(*c),
+            Record::EventClock(c) => self.event_clock = self.event_clock.max(*c),
+            Record::QueryClock(c) => self.query_clock = self.query_clock.max(*c),
+            Record::Leave => {
+                if !rejoin_after_leave {
+                    self.alive.clear();
+                    self.clock = 0;
+                    self.event_clock = 0;
+                    self.query_clock = 0;
+                }
+                self.left = true;
+            }
+        }
+    }
+
+    /// Replays a snapshot file's text.
+    pub fn parse(text: &str, rejoin_after_leave: bool) -> Result<SnapshotState, SnapshotError> {
+        let mut s = SnapshotState::default();
+        for (i, line) in text.lines().enumerate() {
+            match Record::parse_line(line) {
+                Ok(Some(r)) => s.apply(&r, rejoin_after_leave),
+                Ok(None) => {}
+                Err(reason) => {
+                    return Err(SnapshotError {
+                        line: i + 1,
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// The records that recreate this state: what a compacted snapshot file holds.
+    pub fn records(&self) -> Vec<Record> {
+        let mut out: Vec<Record> = self
+            .alive
+            .iter()
+            .map(|(name, addr)| Record::Alive {
+                name: name.clone(),
+                addr: *addr,
+            })
+            .collect();
+        out.push(Record::Clock(self.clock));
+        out.push(Record::EventClock(self.event_clock));
+        out.push(Record::QueryClock(self.query_clock));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_go_snapshot_lines_and_compacts() {
+        let text = "# serf snapshot\nalive: node-1 10.0.0.1:7946\nalive: with space 10.0.0.9:1\n\
+                    alive: node-2 [::1]:7946\nclock: 10\nevent-clock: 4\nnot-alive: node-2\n\
+                    coordinate: {}\nquery-clock: 2\nclock: 12\n";
+        let s = SnapshotState::parse(text, false).unwrap();
+        assert_eq!(s.alive.len(), 2);
+        assert_eq!(s.alive[&Name::new("with space").unwrap()].port(), 1);
+        assert_eq!((s.clock, s.event_clock, s.query_clock), (12, 4, 2));
+        let again: String = s.records().iter().map(|r| r.to_line() + "\n").collect();
+        assert_eq!(SnapshotState::parse(&again, false).unwrap(), s);
+    }
+
+    #[test]
+    fn leave_forgets_unless_rejoining_and_errors_name_the_line() {
+        let text = "alive: a 10.0.0.1:1\nclock: 5\nleave\n";
+        assert!(SnapshotState::parse(text, false).unwrap().alive.is_empty());
+        let kept = SnapshotState::parse(text, true).unwrap();
+        assert_eq!(kept.alive.len(), 1);
+        assert!(kept.left);
+        let err = SnapshotState::parse("clock: 1\nbogus\n", false).unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(SnapshotState::parse("alive: a nowhere\n", false).is_err());
+    }
+}
