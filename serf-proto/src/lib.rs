@@ -1,7 +1,10 @@
 //! # serf-proto
 //!
 //! The sans-IO core of a Rust port of HashiCorp Serf: cluster membership and failure
-//! detection with SWIM and HashiCorp's Lifeguard extensions (the "memberlist" layer).
+//! detection with SWIM and HashiCorp's Lifeguard extensions (the [`memberlist`] layer),
+//! and on top of it the [`serf`] layer: member statuses, Lamport-ordered intents, user
+//! events, queries, tags, network coordinates, keyring rotation, reaping, reconnection and
+//! snapshots.
 //!
 //! The core is a pure, deterministic state machine. It never reads a clock, never touches
 //! a socket and never draws OS randomness: time comes in with every input, randomness from
@@ -10,6 +13,10 @@
 //! thousand in the deterministic simulator.
 //!
 //! ## The contract
+//!
+//! [`Serf`] and [`memberlist::Memberlist`] are driven the same way; the example below uses
+//! the memberlist layer, and works unchanged with `Serf` (whose `join` takes an extra
+//! `ignore_old` flag and whose events are [`serf::Event`]).
 //!
 //! - **Construct** a node from a config, its name and address, a `u64` seed and `now`.
 //! - **Inputs**, each with `now`: a datagram ([`Memberlist::handle_datagram`]); a stream
@@ -109,7 +116,9 @@
 //! - [`wire`]: encoding and decoding of every message; compact, tagged, forward compatible.
 //! - [`transform`]: label, checksum, compression, encryption and keyring; pure functions.
 //! - [`memberlist`]: SWIM + Lifeguard: member table, probes, suspicion, awareness,
-//!   broadcast queue, push-pull.
+//!   broadcast queue, push-pull. Usable alone for membership only.
+//! - [`serf`]: Lamport clocks, intents, user events, queries, tags, coordinates, keyring
+//!   queries, reap and reconnect, snapshot records.
 //!
 //! ## Determinism
 //!

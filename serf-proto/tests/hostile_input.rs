@@ -214,3 +214,138 @@ fn mutated_real_traffic_never_panics() {
     );
     assert_still_works(n);
 }
+
+mod serf_layer {
+    use super::*;
+    use serf_proto::Serf;
+    use serf_proto::serf::Config as SerfConfig;
+    use serf_proto::wire::{User, WireMessage};
+
+    fn serf_node(i: u8) -> Serf {
+        let config = SerfConfig {
+            memberlist: plain_config(),
+            ..SerfConfig::default()
+        };
+        Serf::new(
+            config,
+            &format!("s{i}"),
+            addr(i),
+            u64::from(i),
+            Instant::ZERO,
+        )
+        .unwrap()
+    }
+
+    fn drain_serf(n: &mut Serf) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for _ in 0..10_000 {
+            match n.poll_output(&mut buf) {
+                Output::Transmit { .. } => out.push(buf.clone()),
+                Output::Timeout(_) => return out,
+                _ => {}
+            }
+        }
+        panic!("drain did not reach Timeout");
+    }
+
+    fn as_packet(serf_msg: &[u8]) -> Vec<u8> {
+        let mut p = vec![1u8, 0];
+        User { payload: serf_msg }.encode(&mut p);
+        p
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_serf_messages_never_panic(msgs in proptest::collection::vec((1u8..9, proptest::collection::vec(any::<u8>(), 0..200)), 1..20)) {
+            let mut n = serf_node(1);
+            let mut now = Instant::from_secs(1);
+            for (ty, body) in &msgs {
+                let mut m = vec![*ty];
+                m.extend_from_slice(body);
+                n.handle_datagram(now, addr(7), &as_packet(&m));
+                drain_serf(&mut n);
+                now += Duration::from_millis(10);
+                n.handle_timeout(now);
+                drain_serf(&mut n);
+            }
+            prop_assert!(n.local_member().name.as_str() == "s1");
+        }
+    }
+
+    #[test]
+    fn mutated_serf_traffic_never_panics() {
+        // Real traffic: two nodes join, fire events, queries, tag changes.
+        let mut a = serf_node(1);
+        let mut b = serf_node(2);
+        let mut now = Instant::ZERO;
+        let mut captured = Vec::new();
+        a.join(now, &[addr(2)], false).unwrap();
+        let mut buf = Vec::new();
+        let (mut sid, mut frame) = (None, Vec::new());
+        loop {
+            match a.poll_output(&mut buf) {
+                Output::OpenStream { id, .. } => sid = Some(id),
+                Output::SendFrame { .. } => frame = buf.clone(),
+                Output::Transmit { .. } => captured.push(buf.clone()),
+                Output::Timeout(_) => break,
+                _ => {}
+            }
+        }
+        let s = b.accept_stream(now, addr(1)).unwrap();
+        b.handle_stream(now, s, StreamEvent::Frame(&frame));
+        loop {
+            match b.poll_output(&mut buf) {
+                Output::SendFrame { .. } => frame = buf.clone(),
+                Output::Transmit { .. } => captured.push(buf.clone()),
+                Output::Timeout(_) => break,
+                _ => {}
+            }
+        }
+        a.handle_stream(now, sid.unwrap(), StreamEvent::Frame(&frame));
+        for k in 0..30u32 {
+            now += Duration::from_millis(200);
+            if k % 3 == 0 {
+                a.user_event(now, "ev", &k.to_be_bytes(), k % 2 == 0)
+                    .unwrap();
+            }
+            if k % 5 == 0 {
+                let params = serf_proto::serf::QueryParams {
+                    request_ack: true,
+                    filter_tags: vec![("role".into(), "w.*".into())],
+                    ..Default::default()
+                };
+                b.query(now, "q", b"payload", &params).unwrap();
+            }
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+            let da = drain_serf(&mut a);
+            let db = drain_serf(&mut b);
+            for d in &da {
+                b.handle_datagram(now, addr(1), d);
+            }
+            for d in &db {
+                a.handle_datagram(now, addr(2), d);
+            }
+            captured.extend(da);
+            captured.extend(db);
+        }
+        assert!(captured.len() > 20);
+        let mut rng = serf_proto::NodeRng::new(5);
+        let mut n = serf_node(3);
+        let now = Instant::from_secs(10);
+        for _ in 0..20_000 {
+            let mut p = captured[rng.index(captured.len())].clone();
+            for _ in 0..1 + rng.index(3) {
+                let i = 2 + rng.index(p.len() - 2);
+                p[i] ^= 1 << rng.index(8);
+            }
+            n.handle_datagram(now, addr(7), &p);
+            drain_serf(&mut n);
+        }
+        assert!(n.serf_metrics().messages_malformed + n.metrics().messages_malformed > 0);
+        assert_eq!(n.local_member().name.as_str(), "s3");
+    }
+}

@@ -704,3 +704,124 @@ fn reachability_ends_as_soon_as_every_member_acked() {
         .unwrap_err();
     assert!(err.to_string().contains("reserved"));
 }
+
+#[test]
+fn relayed_responses_get_around_a_broken_link_and_duplicates_are_dropped() {
+    let mut c = converged(8, 20, &Config::default());
+    answer_with_name(&mut c);
+    // node-0 and node-5 cannot exchange datagrams: node-5's direct answer is lost.
+    c.udp_cut.insert((5, 0));
+    c.udp_cut.insert((0, 5));
+    let params = QueryParams {
+        relay_factor: 2,
+        request_ack: true,
+        timeout: Some(secs(10)),
+        ..QueryParams::default()
+    };
+    c.with(0, |s, now| s.query(now, "who", b"", &params).unwrap());
+    c.run_until_cond(secs(10), |c| query_results(c, 0).2.is_some());
+    let (_, responses, done) = query_results(&c, 0);
+    assert!(responses.contains(&"node-5".to_string()), "{responses:?}");
+    assert_eq!(responses.len(), 8, "each node counted once: {responses:?}");
+    assert_eq!(done, Some((true, 8)));
+    assert!(c.hosts[0].node.serf_metrics().query_duplicates > 0);
+}
+
+#[test]
+fn merge_check_keeps_another_cluster_out() {
+    use serf_proto::serf::MergeCheck;
+    let only_dc = |dc: &'static str| {
+        let mut tags = Tags::new();
+        tags.insert("dc".into(), dc.into());
+        Config {
+            tags,
+            merge_check: Some(MergeCheck::new(move |members| {
+                match members
+                    .iter()
+                    .find(|m| m.tags.get("dc").map(String::as_str) != Some(dc))
+                {
+                    Some(m) => Err(format!("{} is not in dc {dc}", m.name)),
+                    None => Ok(()),
+                }
+            })),
+            ..Config::default()
+        }
+    };
+    let mut c = SerfCluster::new(21);
+    for i in 0..3 {
+        c.add(&format!("a-{i}"), only_dc("a"));
+    }
+    c.join(1, 0);
+    c.join(2, 0);
+    let b = c.add("b-0", only_dc("b"));
+    c.join(b, 0);
+    c.run_for(secs(20));
+    for i in 0..3 {
+        assert_eq!(c.hosts[i].node.num_members(), 3, "a-{i}");
+        assert!(c.hosts[i].node.member("b-0").is_none());
+    }
+    assert_eq!(c.hosts[b].node.num_members(), 1);
+    let refused = c.hosts[b].events.iter().any(
+        |(_, e)| matches!(e, Event::JoinCompleted { joined: 0, failed, .. } if !failed.is_empty()),
+    );
+    assert!(refused);
+}
+
+#[test]
+fn reconnect_timeout_can_be_overridden_per_member() {
+    use serf_proto::serf::ReconnectTimeoutOverride;
+    let config = Config {
+        reap_interval: secs(5),
+        reconnect_timeout_override: Some(ReconnectTimeoutOverride::new(|m| {
+            (m.tags.get("ephemeral").map(String::as_str) == Some("true")).then_some(secs(20))
+        })),
+        ..Config::default()
+    };
+    let mut c = SerfCluster::new(22);
+    for i in 0..5 {
+        let mut cfg = config.clone();
+        if i == 4 {
+            cfg.tags.insert("ephemeral".into(), "true".into());
+        }
+        c.add(&format!("node-{i}"), cfg);
+    }
+    for i in 1..5 {
+        c.join(i, 0);
+    }
+    c.run_until_cond(secs(20), |c| {
+        c.hosts.iter().all(|h| h.node.num_alive() == 5)
+    });
+    c.crash(3);
+    c.crash(4);
+    c.run_for(secs(90));
+    for i in 0..3 {
+        assert!(
+            c.hosts[i].node.member("node-4").is_none(),
+            "ephemeral reaped"
+        );
+        assert_eq!(
+            c.status_of(i, "node-3"),
+            Some(MemberStatus::Failed),
+            "default kept"
+        );
+    }
+}
+
+#[test]
+fn node_that_left_can_join_again() {
+    let mut c = converged(4, 23, &Config::default());
+    c.with(2, |s, now| s.leave(now).unwrap());
+    c.run_until_cond(secs(10), |c| c.all_see("node-2", MemberStatus::Left));
+    c.run_for(secs(2));
+    assert_eq!(c.hosts[2].node.state(), serf_proto::serf::SerfState::Left);
+    c.join(2, 0);
+    c.run_until_cond(secs(10), |c| c.all_see("node-2", MemberStatus::Alive));
+    assert_eq!(c.hosts[2].node.state(), serf_proto::serf::SerfState::Alive);
+    assert_eq!(c.hosts[2].node.num_alive(), 4);
+    // And it still works: events reach it.
+    c.with(0, |s, now| {
+        s.user_event(now, "hello", b"again", false).unwrap()
+    });
+    c.run_for(secs(3));
+    assert!(user_events(&c, 2).contains(&("hello".to_string(), b"again".to_vec())));
+}

@@ -72,8 +72,9 @@ pub struct Config {
     /// Most broadcasts queued per queue; beyond it the most-sent are dropped and counted.
     pub max_queue_depth: usize,
     /// Share of each packet's free space (percent) reserved for the layer above's
-    /// broadcasts while any are queued, so membership gossip cannot starve user events and
-    /// queries (memberlist #299).
+    /// broadcasts while any are queued (and always room for the next one), so membership
+    /// gossip cannot starve user events and queries (memberlist #299). 0 gives Go's
+    /// behaviour: membership first, the layer above gets what is left.
     pub user_broadcast_share: u8,
     /// How long a graceful leave waits for its broadcast to go out.
     pub leave_timeout: Duration,

@@ -165,7 +165,8 @@ impl<D: Delegate> Memberlist<D> {
         let limit = self.retransmit_limit();
         let space = budget - body.len();
         let user_bytes: usize = self.user_queues.iter().map(|q| q.bytes()).sum();
-        let contended = user_bytes > 0 && user_bytes + self.broadcasts.bytes() > space;
+        let share_on = self.config.user_broadcast_share > 0;
+        let contended = share_on && user_bytes > 0 && user_bytes + self.broadcasts.bytes() > space;
         let reserve = if contended {
             let share = space * usize::from(self.config.user_broadcast_share) / 100;
             let head = self

@@ -170,6 +170,7 @@ pub(crate) enum SerfTimer {
     /// Same for the user-event coalescer.
     UserFlush(u64, Option<u64>),
     QueryDeadline(u32),
+    QueryRetry(u32),
     IncomingExpiry(u64),
     LeaveIntentTimeout,
     LeavePropagated,

@@ -49,6 +49,7 @@ impl Core {
                 SerfTimer::MemberFlush(batch, quiet) => self.on_member_flush(batch, quiet),
                 SerfTimer::UserFlush(batch, quiet) => self.on_user_flush(batch, quiet),
                 SerfTimer::QueryDeadline(id) => self.finish_query(now, id, false),
+                SerfTimer::QueryRetry(id) => self.retry_query(id),
                 SerfTimer::IncomingExpiry(handle) => {
                     if self
                         .incoming

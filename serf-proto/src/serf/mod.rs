@@ -14,6 +14,11 @@
 //! - **Queries finish early** (serf #509, #398): when the origin knows which members can
 //!   answer (every alive member passing the filters, in its view), the query completes as
 //!   soon as all of them have answered.
+//! - **Queries reach who must answer**: gossip misses a given member with probability
+//!   about e^-retransmits (2% in a small cluster). Members named by a node filter get the
+//!   query directly too, and when answers are expected (acks requested, keyring and other
+//!   internal queries) the origin re-sends it directly to members that have not answered
+//!   a third and two thirds into the timeout.
 //! - **Partitions heal by themselves** (memberlist #222, serf #605): failed members are
 //!   retried for `reconnect_timeout`, and an optional permanent seed list is retried for
 //!   ever.
@@ -358,6 +363,8 @@ pub struct SerfMetrics {
     pub query_responses: u64,
     /// Duplicate acks and responses dropped.
     pub query_duplicates: u64,
+    /// Queries re-sent directly to members that had not answered.
+    pub query_retries: u64,
     /// Acks and responses for unknown or finished queries.
     pub query_late: u64,
     /// Messages that failed to decode.
@@ -590,9 +597,14 @@ impl Serf {
             return Err(SerfError::Leaving);
         }
         let id = self.ml.join(now, seeds)?;
-        self.ml
-            .delegate_mut()
-            .join_started(now, id, core::JoinPurpose::User { ignore_old });
+        let core = self.ml.delegate_mut();
+        if core.state == SerfState::Left {
+            // Rejoin on the same instance (Go refuses; memberlist #140): the memberlist
+            // announces us with a higher incarnation, and our join intent will be newer
+            // than our leave.
+            core.state = SerfState::Alive;
+        }
+        core.join_started(now, id, core::JoinPurpose::User { ignore_old });
         self.after_input(now);
         Ok(id)
     }

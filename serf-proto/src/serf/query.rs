@@ -51,6 +51,8 @@ pub(crate) struct OutQuery {
     pub key: KeyResponse,
     pub conflict_responses: usize,
     pub conflict_matching: usize,
+    /// The encoded query, for direct re-sends.
+    pub msg: Vec<u8>,
 }
 
 /// A query we received and may still answer.
@@ -162,6 +164,29 @@ impl Core {
             .filter(|m| kind != QueryKind::Conflict || m.name != self.name)
             .map(|m| m.name.clone())
             .collect();
+        // Members named by a node filter get it directly too: gossip alone misses a given
+        // member with probability about e^-retransmits.
+        let direct: Vec<SocketAddr> = match &node_filter {
+            Some(f) => self
+                .members()
+                .filter(|m| m.status == MemberStatus::Alive && m.name != self.name)
+                .filter(|m| f.contains(m.name.as_str()))
+                .map(|m| m.addr)
+                .collect(),
+            None => Vec::new(),
+        };
+        for to in direct {
+            self.outbox.push_back(Action::Send {
+                to,
+                msg: msg.clone(),
+            });
+        }
+        // Answers are expected (acks asked for, or an internal query): re-send directly to
+        // members that have not answered a third and two thirds into the timeout.
+        if params.request_ack || kind != QueryKind::User {
+            self.schedule(now + timeout / 3, SerfTimer::QueryRetry(id));
+            self.schedule(now + timeout * 2 / 3, SerfTimer::QueryRetry(id));
+        }
         self.queries.insert(
             id,
             OutQuery {
@@ -174,6 +199,7 @@ impl Core {
                 key: KeyResponse::default(),
                 conflict_responses: 0,
                 conflict_matching: 0,
+                msg: msg.clone(),
             },
         );
         self.schedule(now + timeout, SerfTimer::QueryDeadline(id));
@@ -531,6 +557,30 @@ impl Core {
         }
     }
 
+    /// Re-sends a query directly to the expected members that have not answered yet.
+    pub fn retry_query(&mut self, id: u32) {
+        let Some(q) = self.queries.get(&id) else {
+            return;
+        };
+        let answered = |n: &Name| q.acks.contains(n) || q.responses.contains(n);
+        let targets: Vec<SocketAddr> = q
+            .expected
+            .iter()
+            .filter(|n| !answered(n) && **n != self.name)
+            .filter_map(|n| self.member(n))
+            .filter(|m| m.status == MemberStatus::Alive)
+            .map(|m| m.addr)
+            .collect();
+        let msg = q.msg.clone();
+        self.metrics.query_retries += targets.len() as u64;
+        for to in targets {
+            self.outbox.push_back(Action::Send {
+                to,
+                msg: msg.clone(),
+            });
+        }
+    }
+
     /// Members failed or left: queries waiting on them may be complete now.
     pub fn recheck_queries(&mut self, now: Instant) {
         let ids: Vec<u32> = self.queries.keys().copied().collect();
@@ -634,4 +684,48 @@ fn conflict_response_addr(payload: &[u8]) -> Option<SocketAddr> {
         }
     }
     addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serf::Config;
+
+    fn core() -> Core {
+        Core::new(
+            Config::default(),
+            Name::new("me").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            1,
+            Instant::ZERO,
+            None,
+        )
+    }
+
+    #[test]
+    fn default_query_timeout_matches_the_reference_table() {
+        let c = core();
+        let got: Vec<u128> = [5, 50, 500, 5000]
+            .iter()
+            .map(|&n| c.default_query_timeout(n).as_millis())
+            .collect();
+        assert_eq!(got, vec![3200, 6400, 9600, 12800]);
+    }
+
+    #[test]
+    fn intents_about_unknown_members_are_buffered_and_bounded() {
+        let mut c = core();
+        let now = Instant::ZERO;
+        assert!(c.handle_join_intent(now, 5, "later"));
+        assert!(!c.handle_join_intent(now, 5, "later"), "not news twice");
+        assert!(
+            c.handle_leave_intent(now, 7, "later", false),
+            "a newer intent replaces it"
+        );
+        for i in 0..5000 {
+            c.handle_join_intent(now, 1, &format!("ghost-{i}"));
+        }
+        assert!(c.metrics.intents_dropped > 0, "the buffer is bounded");
+        assert!(c.clock.time() > 7, "intents advance the clock");
+    }
 }
