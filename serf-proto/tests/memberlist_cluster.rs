@@ -422,7 +422,7 @@ fn metadata_update_reaches_every_member() {
     c.hosts[2].node.set_meta(now, b"role=db").unwrap();
     c.drain(2);
     c.run_until_cond(secs(5), |c| {
-        (0..5).all(|i| c.hosts[i].node.member("node-2").unwrap().meta().as_ref() == b"role=db")
+        (0..5).all(|i| c.hosts[i].node.member("node-2").unwrap().meta() == b"role=db")
     });
     for i in [0, 1, 3, 4] {
         let updated = c.hosts[i]

@@ -3,7 +3,7 @@
 //! `mergeState`).
 
 use super::delegate::Candidate;
-use super::state::{Entry, Node, NodeState};
+use super::state::{Entry, Meta, NEVER, Node, NodeState};
 use super::suspicion::{self, Suspicion};
 use super::timers::Timer;
 use super::{Delegate, Event, Memberlist, OutMsg, Pending};
@@ -69,8 +69,8 @@ impl<D: Delegate> Memberlist<D> {
                         self.metrics.conflicts += 1;
                         let other = Node {
                             name: Name::from_str_unchecked(a.node),
-                            addr: a.addr,
-                            meta: Bytes::copy_from_slice(a.meta),
+                            addr: a.addr.into(),
+                            meta: Meta::new(a.meta),
                             incarnation: a.incarnation,
                             state: NodeState::Alive,
                             versions: a.versions,
@@ -95,15 +95,15 @@ impl<D: Delegate> Memberlist<D> {
                 let entry = Entry {
                     node: Node {
                         name: Name::from_str_unchecked(a.node),
-                        addr: a.addr,
-                        meta: Bytes::new(),
+                        addr: a.addr.into(),
+                        meta: Meta::default(),
                         incarnation: a.incarnation,
                         state: NodeState::Dead,
                         versions: a.versions,
                     },
                     state_change: now,
                     suspicion: None,
-                    last_accused: None,
+                    last_accused: NEVER,
                 };
                 self.members.insert_random(entry, &mut self.rng)
             }
@@ -121,7 +121,7 @@ impl<D: Delegate> Memberlist<D> {
         let e = self.members.at_mut(i);
         e.suspicion = None;
         let old_state = e.node.state;
-        let meta_changed = e.node.meta != a.meta;
+        let meta_changed = e.node.meta.as_slice() != a.meta;
 
         if is_self && !authoritative {
             // Someone says we are alive at our incarnation, with other metadata: a stale
@@ -138,9 +138,9 @@ impl<D: Delegate> Memberlist<D> {
         e.node.versions = a.versions;
         e.node.incarnation = a.incarnation;
         if meta_changed {
-            e.node.meta = Bytes::copy_from_slice(a.meta);
+            e.node.meta = Meta::new(a.meta);
         }
-        e.node.addr = a.addr;
+        e.node.addr = a.addr.into();
         self.members.set_state(i, NodeState::Alive, now);
 
         let node = self.members.at(i).node.clone();
@@ -160,12 +160,12 @@ impl<D: Delegate> Memberlist<D> {
         let e = self.members.at_mut(i);
         if e.node.state == NodeState::Alive
             || e.node.addr != a.addr
-            || e.last_accused.is_some_and(|t| now - t < interval)
+            || (e.last_accused != NEVER && now - e.last_accused < interval)
         {
             return;
         }
-        e.last_accused = Some(now);
-        let (state, incarnation, addr) = (e.node.state, e.node.incarnation, e.node.addr);
+        e.last_accused = now;
+        let (state, incarnation, addr) = (e.node.state, e.node.incarnation, e.node.addr());
         let node = e.node.name.clone();
         let framed = match state {
             NodeState::Suspect => Suspect {

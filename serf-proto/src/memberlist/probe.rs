@@ -78,7 +78,7 @@ impl<D: Delegate> Memberlist<D> {
         };
         let e = self.members.at(i);
         let (target, target_addr, incarnation) =
-            (e.node.name.clone(), e.node.addr, e.node.incarnation);
+            (e.node.name.clone(), e.node.addr(), e.node.incarnation);
         let buddy =
             (self.config.lifeguard && e.node.state == NodeState::Suspect).then_some(incarnation);
         let seq = self.next_seq();
@@ -147,7 +147,7 @@ impl<D: Delegate> Memberlist<D> {
         });
         let mut expected = 0;
         for &i in &picks {
-            let peer = self.members.at(i as usize).node.addr;
+            let peer = self.members.at(i as usize).node.addr();
             self.pending.push_back(Pending::Packet {
                 to: peer,
                 msg: OutMsg::IndirectPing {
@@ -362,7 +362,7 @@ impl<D: Delegate> Memberlist<D> {
                 }
         });
         for &i in &picks {
-            let to = self.members.at(i as usize).node.addr;
+            let to = self.members.at(i as usize).node.addr();
             self.pending.push_back(Pending::Gossip { to });
         }
         self.scratch.picks = picks;
@@ -377,7 +377,7 @@ impl<D: Delegate> Memberlist<D> {
         });
         let to = picks
             .first()
-            .map(|&i| self.members.at(i as usize).node.addr);
+            .map(|&i| self.members.at(i as usize).node.addr());
         self.scratch.picks = picks;
         if let Some(to) = to {
             self.start_push_pull(now, to, None);

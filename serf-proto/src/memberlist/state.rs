@@ -10,9 +10,9 @@ use crate::name::Name;
 use crate::rng::NodeRng;
 use crate::time::Instant;
 use crate::wire::{Versions, WireState};
-use bytes::Bytes;
 use core::hash::BuildHasher;
-use core::net::SocketAddr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 /// The state of a member in this node's view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,12 +47,85 @@ impl NodeState {
     }
 }
 
+/// A socket address in 20 bytes (`SocketAddr` takes 32): the member table holds one per
+/// member per node, millions of them in a large simulation. IPv6 flow information and
+/// scope are not kept (the wire does not carry them either).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct CompactAddr {
+    ip: [u8; 16],
+    port: u16,
+    v6: bool,
+}
+
+impl From<SocketAddr> for CompactAddr {
+    fn from(a: SocketAddr) -> Self {
+        let (ip, v6) = match a.ip() {
+            IpAddr::V4(v4) => {
+                let mut ip = [0u8; 16];
+                ip[..4].copy_from_slice(&v4.octets());
+                (ip, false)
+            }
+            IpAddr::V6(v6) => (v6.octets(), true),
+        };
+        CompactAddr {
+            ip,
+            port: a.port(),
+            v6,
+        }
+    }
+}
+
+impl CompactAddr {
+    pub(crate) fn get(self) -> SocketAddr {
+        let ip = if self.v6 {
+            IpAddr::V6(Ipv6Addr::from(self.ip))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(
+                self.ip[0], self.ip[1], self.ip[2], self.ip[3],
+            ))
+        };
+        SocketAddr::new(ip, self.port)
+    }
+}
+
+impl PartialEq<SocketAddr> for CompactAddr {
+    fn eq(&self, other: &SocketAddr) -> bool {
+        *self == CompactAddr::from(*other)
+    }
+}
+
+impl core::fmt::Debug for CompactAddr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+/// Node metadata, shared between the table and events; empty metadata costs nothing.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Meta(Option<Arc<[u8]>>);
+
+impl Meta {
+    pub(crate) fn new(b: &[u8]) -> Meta {
+        Meta((!b.is_empty()).then(|| Arc::from(b)))
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl core::fmt::Debug for Meta {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_slice(), f)
+    }
+}
+
 /// A member as this node sees it. Cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub(crate) name: Name,
-    pub(crate) addr: SocketAddr,
-    pub(crate) meta: Bytes,
+    pub(crate) addr: CompactAddr,
+    pub(crate) meta: Meta,
     pub(crate) incarnation: u32,
     pub(crate) state: NodeState,
     pub(crate) versions: Versions,
@@ -65,11 +138,11 @@ impl Node {
     }
     /// Where it listens for datagrams and streams.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addr.get()
     }
     /// Its metadata (for Serf, its encoded tags).
-    pub fn meta(&self) -> &Bytes {
-        &self.meta
+    pub fn meta(&self) -> &[u8] {
+        self.meta.as_slice()
     }
     /// Its incarnation: bumped by the member itself to refute or update.
     pub fn incarnation(&self) -> u32 {
@@ -93,9 +166,12 @@ pub(crate) struct Entry {
     pub state_change: Instant,
     pub suspicion: Option<Box<Suspicion>>,
     /// When we last told this member directly that we hold it suspect or dead (rate limit
-    /// of the mass-restart fix, memberlist #311).
-    pub last_accused: Option<Instant>,
+    /// of the mass-restart fix, memberlist #311); [`NEVER`] if never.
+    pub last_accused: Instant,
 }
+
+/// "Never", for [`Entry::last_accused`].
+pub(crate) const NEVER: Instant = Instant::MAX;
 
 /// The member table.
 #[derive(Debug)]
@@ -235,15 +311,15 @@ mod tests {
         Entry {
             node: Node {
                 name: Name::new(name).unwrap(),
-                addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-                meta: Bytes::new(),
+                addr: SocketAddr::from(([127, 0, 0, 1], 1)).into(),
+                meta: Meta::default(),
                 incarnation: 1,
                 state,
                 versions: [1; 6],
             },
             state_change: Instant::ZERO,
             suspicion: None,
-            last_accused: None,
+            last_accused: NEVER,
         }
     }
 
@@ -261,6 +337,20 @@ mod tests {
         }
         assert_eq!(m.count(NodeState::Alive), 200);
         assert!(m.find("nope").is_none());
+    }
+
+    #[test]
+    fn entries_stay_small() {
+        // The budget of the 10,000-node simulation: 10^8 entries in under 16 GiB.
+        assert!(
+            core::mem::size_of::<Entry>() <= 96,
+            "{}",
+            core::mem::size_of::<Entry>()
+        );
+        for a in ["10.1.2.3:7946", "[2001:db8::1]:1"] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(CompactAddr::from(a).get(), a);
+        }
     }
 
     #[test]

@@ -124,8 +124,8 @@ impl<D: Delegate> Memberlist<D> {
         let mut out = Vec::with_capacity(64 * self.members.len() + user.len() + 16);
         let nodes = self.members.iter().map(|e| PushNode {
             name: &e.node.name,
-            addr: e.node.addr,
-            meta: &e.node.meta,
+            addr: e.node.addr(),
+            meta: e.node.meta(),
             incarnation: e.node.incarnation,
             state: e.node.state.to_wire(),
             versions: e.node.versions,

@@ -32,7 +32,7 @@ pub mod coordinate;
 mod core;
 mod events;
 mod maintenance;
-mod member;
+pub(crate) mod member;
 pub mod messages;
 mod query;
 pub mod snapshot;
