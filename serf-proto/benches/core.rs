@@ -242,9 +242,61 @@ fn transforms(c: &mut Criterion) {
     g.finish();
 }
 
+/// A Serf push-pull frame whose state lists `names` status times and as many left members.
+fn serf_push_pull_frame(names: usize) -> Vec<u8> {
+    use serf_proto::serf::messages::PushPullState;
+    use serf_proto::wire::PushPull;
+    let status: Vec<(String, u64)> = (0..names).map(|i| (format!("s{i}"), 3)).collect();
+    let left: Vec<String> = (0..names).map(|i| format!("l{i}")).collect();
+    let mut user = Vec::new();
+    PushPullState::encode(
+        &mut user,
+        5,
+        status.iter().map(|(n, t)| (n.as_str(), *t)),
+        left.iter().map(String::as_str),
+        1,
+        std::iter::empty::<(u64, &[(String, bytes::Bytes)])>(),
+        1,
+    );
+    let mut frame = vec![1u8, 0];
+    PushPull::encode(&mut frame, false, std::iter::empty(), &user);
+    frame
+}
+
+fn serf_push_pull_merge(c: &mut Criterion) {
+    use serf_proto::Serf;
+    let mut g = c.benchmark_group("serf_push_pull_merge");
+    g.sample_size(10);
+    for names in [10_000usize, 40_000] {
+        let frame = serf_push_pull_frame(names);
+        g.throughput(Throughput::Elements(2 * names as u64));
+        g.bench_function(format!("{names}_status_and_{names}_left"), |bench| {
+            bench.iter_batched(
+                || {
+                    Serf::new(
+                        serf_proto::serf::Config::default(),
+                        "solo",
+                        addr(1),
+                        3,
+                        Instant::ZERO,
+                    )
+                    .unwrap()
+                },
+                |mut s| {
+                    let id = s.accept_stream(Instant::ZERO, addr(2)).unwrap();
+                    s.handle_stream(Instant::ZERO, id, StreamEvent::Frame(&frame));
+                    s
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = probe_round_trip, compound_packet, transforms
+    targets = probe_round_trip, compound_packet, transforms, serf_push_pull_merge
 }
 criterion_main!(benches);

@@ -70,6 +70,9 @@ pub struct Metrics {
     pub members_refused: u64,
     /// Joins refused by the merge hook.
     pub merges_refused: u64,
+    /// Messages claiming an incarnation implausibly far ahead of what we know (forged or
+    /// corrupt), dropped.
+    pub implausible: u64,
 
     /// Broadcasts dropped because a queue overflowed.
     pub broadcasts_dropped: u64,

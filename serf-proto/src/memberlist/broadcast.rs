@@ -33,6 +33,9 @@ pub struct BroadcastQueue {
     max_depth: usize,
     dropped: u64,
     finished: Vec<u64>,
+    /// Messages taken during a fill, reinserted with one more transmit at its end (reused
+    /// so that filling a packet does not allocate).
+    reinsert: Vec<(Key, Item)>,
 }
 
 impl BroadcastQueue {
@@ -47,6 +50,7 @@ impl BroadcastQueue {
             max_depth: max_depth.max(1),
             dropped: 0,
             finished: Vec::new(),
+            reinsert: Vec::new(),
         }
     }
 
@@ -136,10 +140,13 @@ impl BroadcastQueue {
     /// used. Each message taken counts one transmission; it is retired on reaching `limit`.
     pub fn fill(&mut self, limit: u32, space: usize, out: &mut Vec<u8>) -> usize {
         let mut used = 0usize;
-        let mut reinsert: Vec<(Key, Item)> = Vec::new();
+        let mut reinsert = core::mem::take(&mut self.reinsert);
         let mut tier = match self.items.first_key_value() {
             Some((k, _)) => k.0,
-            None => return 0,
+            None => {
+                self.reinsert = reinsert;
+                return 0;
+            }
         };
         loop {
             let free = space - used;
@@ -174,12 +181,13 @@ impl BroadcastQueue {
                 }
             }
         }
-        for (key, item) in reinsert {
+        for (key, item) in reinsert.drain(..) {
             if let Some(n) = &item.name {
                 self.by_name.insert(n.clone(), key);
             }
             self.items.insert(key, item);
         }
+        self.reinsert = reinsert;
         used
     }
 }

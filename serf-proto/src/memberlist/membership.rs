@@ -12,6 +12,16 @@ use crate::time::Instant;
 use crate::wire::{Alive, Dead, PushPull, Suspect, WireMessage, WireState};
 use bytes::Bytes;
 
+/// The largest incarnation jump believed from one message. A member's incarnation only
+/// grows by its own refutes and updates, so a message claiming more is forged or corrupt;
+/// believing it would let one message push an incarnation to the end of its range, where
+/// the member could never refute again.
+pub(crate) const MAX_INCARNATION_JUMP: u32 = 1 << 20;
+
+fn plausible(known: u32, claimed: u32) -> bool {
+    claimed <= known.saturating_add(MAX_INCARNATION_JUMP)
+}
+
 impl<D: Delegate> Memberlist<D> {
     /// Queues a membership broadcast about `node`, replacing any older one about it.
     fn broadcast_about(&mut self, node: &str, framed: Vec<u8>, notify: Option<u64>) {
@@ -110,6 +120,10 @@ impl<D: Delegate> Memberlist<D> {
         };
 
         let e = self.members.at(i);
+        if !fresh && !authoritative && !plausible(e.node.incarnation, a.incarnation) {
+            self.metrics.implausible += 1;
+            return;
+        }
         if !is_self && !fresh && !address_update && a.incarnation <= e.node.incarnation {
             self.maybe_accuse(now, i, a);
             return;
@@ -205,6 +219,10 @@ impl<D: Delegate> Memberlist<D> {
         if s.incarnation < e.node.incarnation {
             return;
         }
+        if !plausible(e.node.incarnation, s.incarnation) {
+            self.metrics.implausible += 1;
+            return;
+        }
         if let Some(susp) = e.suspicion.as_mut() {
             // An independent confirmation shortens the timeout (Lifeguard §IV-B); re-gossip
             // it so others count it too.
@@ -237,18 +255,27 @@ impl<D: Delegate> Memberlist<D> {
         }
         let min = suspicion::suspicion_timeout(mult, n, self.config.probe_interval);
         let max = min.saturating_mul(self.config.suspicion_max_timeout_mult);
-        let susp = Suspicion::new(Name::from_str_unchecked(s.from), k, min, max, now);
+        let mut susp = Suspicion::new(Name::from_str_unchecked(s.from), k, min, max, now);
+        self.suspicion_generation += 1;
+        susp.generation = self.suspicion_generation;
         let deadline = susp.deadline;
         let e = self.members.at_mut(i);
         e.node.incarnation = s.incarnation;
         e.suspicion = Some(Box::new(susp));
         let name = e.node.name.clone();
         self.members.set_state(i, NodeState::Suspect, now);
-        self.timers.schedule(deadline, Timer::Suspicion(name, 0));
+        let generation = self
+            .members
+            .at(i)
+            .suspicion
+            .as_ref()
+            .map_or(0, |s| s.generation);
+        self.timers
+            .schedule(deadline, Timer::Suspicion(name, generation));
     }
 
     /// A suspicion ran out: declare the member dead.
-    pub(crate) fn on_suspicion_timeout(&mut self, now: Instant, name: &Name, generation: u32) {
+    pub(crate) fn on_suspicion_timeout(&mut self, now: Instant, name: &Name, generation: u64) {
         let Some(i) = self.members.find(name) else {
             return;
         };
@@ -256,7 +283,13 @@ impl<D: Delegate> Memberlist<D> {
         let Some(susp) = e.suspicion.as_ref() else {
             return;
         };
-        if susp.generation != generation || e.node.state != NodeState::Suspect {
+        // A timer left by an earlier suspicion (refuted, then suspected again) must not cut
+        // the new one short: confirmations only move the deadline earlier, so a timer firing
+        // before the current deadline is stale.
+        if susp.generation != generation
+            || now < susp.deadline
+            || e.node.state != NodeState::Suspect
+        {
             return;
         }
         if susp.confirmations < susp.k {
@@ -282,6 +315,10 @@ impl<D: Delegate> Memberlist<D> {
         };
         let e = self.members.at_mut(i);
         if d.incarnation < e.node.incarnation {
+            return;
+        }
+        if !plausible(e.node.incarnation, d.incarnation) {
+            self.metrics.implausible += 1;
             return;
         }
         e.suspicion = None;
@@ -313,10 +350,12 @@ impl<D: Delegate> Memberlist<D> {
     /// Someone accuses us: announce a higher incarnation (Go: `refute`). Having to refute
     /// is also a sign we may be slow, so our health score worsens.
     pub(crate) fn refute(&mut self, now: Instant, accused: u32) {
-        let mut inc = self.incarnation.wrapping_add(1);
-        if accused >= inc {
-            inc = accused.wrapping_add(1);
-        }
+        // Saturating: accusations were checked for plausibility, so the end of the range is
+        // out of reach in practice.
+        let inc = self
+            .incarnation
+            .saturating_add(1)
+            .max(accused.saturating_add(1));
         self.incarnation = inc;
         self.awareness.apply(1);
         self.metrics.refutes += 1;

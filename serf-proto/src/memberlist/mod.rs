@@ -172,6 +172,12 @@ pub struct Memberlist<D: Delegate = NoDelegate> {
     next_notify: u64,
     leave: Option<LeaveState>,
     left: bool,
+    /// Source of suspicion generations: each suspicion gets a fresh one, so a timer left by
+    /// an earlier suspicion never matches a later one.
+    suspicion_generation: u64,
+    /// Alternates packets between a large user broadcast and membership gossip when they
+    /// cannot share one.
+    fill_turn: bool,
     shutdown: bool,
     scratch: Scratch,
     metrics: Metrics,
@@ -259,6 +265,8 @@ impl<D: Delegate> Memberlist<D> {
             next_notify: 0,
             leave: None,
             left: false,
+            suspicion_generation: 0,
+            fill_turn: false,
             shutdown: false,
             scratch: Scratch::default(),
             metrics: Metrics::default(),
@@ -404,7 +412,7 @@ impl<D: Delegate> Memberlist<D> {
             // Rejoin (memberlist #140/#217): a higher incarnation supersedes our leave.
             self.left = false;
             self.leave = None;
-            self.incarnation = self.incarnation.wrapping_add(1);
+            self.incarnation = self.incarnation.saturating_add(1);
             self.announce_self(now);
         }
         let id = self.next_join;
@@ -470,6 +478,10 @@ impl<D: Delegate> Memberlist<D> {
         if self.shutdown {
             return Err(CommandError::Shutdown);
         }
+        if self.left {
+            // Announcing would bring us back (Go's UpdateNode after Leave does nothing).
+            return Err(CommandError::Left);
+        }
         if meta.len() > self.config.max_meta_size {
             return Err(CommandError::MetaTooLarge(
                 meta.len(),
@@ -477,7 +489,7 @@ impl<D: Delegate> Memberlist<D> {
             ));
         }
         self.meta = Bytes::copy_from_slice(meta);
-        self.incarnation = self.incarnation.wrapping_add(1);
+        self.incarnation = self.incarnation.saturating_add(1);
         self.announce_self(now);
         Ok(())
     }

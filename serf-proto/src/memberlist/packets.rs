@@ -160,7 +160,9 @@ impl<D: Delegate> Memberlist<D> {
     /// Fills `body` up to `budget` bytes with broadcasts: membership first, but while the
     /// layer above has broadcasts queued and there is not room for everything, a share of
     /// the space is kept for them, and always enough for the next one (memberlist #299:
-    /// otherwise membership churn starves user events).
+    /// otherwise membership churn starves user events). When the next user message and the
+    /// next membership message cannot share a packet (a user message near packet size),
+    /// packets alternate between them, so neither side can starve the other.
     fn fill_broadcasts(&mut self, body: &mut Vec<u8>, budget: usize) {
         let limit = self.retransmit_limit();
         let space = budget - body.len();
@@ -169,12 +171,23 @@ impl<D: Delegate> Memberlist<D> {
         let contended = share_on && user_bytes > 0 && user_bytes + self.broadcasts.bytes() > space;
         let reserve = if contended {
             let share = space * usize::from(self.config.user_broadcast_share) / 100;
-            let head = self
+            let user_head = self
                 .user_queues
                 .iter()
                 .find_map(|q| q.head_len())
                 .unwrap_or(0);
-            share.max(head).min(user_bytes).min(space)
+            let want = share.max(user_head).min(user_bytes).min(space);
+            let member_head = self.broadcasts.head_len().unwrap_or(0);
+            if member_head > 0 && want + member_head > space {
+                self.fill_turn = !self.fill_turn;
+                if self.fill_turn {
+                    want
+                } else {
+                    share.min(space - member_head.min(space))
+                }
+            } else {
+                want
+            }
         } else {
             0
         };

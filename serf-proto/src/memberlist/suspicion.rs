@@ -98,8 +98,8 @@ pub struct Suspicion {
     pub max: Duration,
     /// When the member will be declared dead.
     pub deadline: Instant,
-    /// Bumped whenever the deadline moves, to invalidate older timer entries.
-    pub generation: u32,
+    /// Changes whenever the deadline moves, to invalidate older timer entries.
+    pub generation: u64,
     /// Who accused or confirmed; the accuser never counts as a confirmation.
     seen: SmallVec<[Name; 4]>,
 }
@@ -134,7 +134,9 @@ impl Suspicion {
         let remaining =
             remaining_suspicion_time(self.confirmations, self.k, elapsed, self.min, self.max);
         self.deadline = now + remaining;
-        self.generation = self.generation.wrapping_add(1);
+        // Distinct from any generation the owner hands out to new suspicions, which count
+        // up from 1 in the low bits.
+        self.generation = self.generation.wrapping_add(1 << 32);
         true
     }
 }

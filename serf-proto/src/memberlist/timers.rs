@@ -37,7 +37,7 @@ pub enum Timer {
     /// An indirect-probe relay for our `seq` is forgotten.
     RelayExpiry(u32),
     /// A suspicion of a member reaches its deadline, if its generation still matches.
-    Suspicion(Name, u32),
+    Suspicion(Name, u64),
     /// A stream reaches its deadline.
     Stream(u64),
     /// A graceful leave stops waiting for its broadcast.

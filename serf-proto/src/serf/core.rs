@@ -10,7 +10,7 @@ use super::clock::{LamportClock, LamportTime};
 use super::config::Config;
 use super::coordinate::{Coordinate, CoordinateClient};
 use super::events::{EventSlot, MemberCoalescer, UserCoalescer};
-use super::member::{Member, MemberState, MemberStatus, Tags, decode_tags};
+use super::member::{Member, MemberState, MemberStatus, NameSet, Tags, decode_tags};
 use super::messages::{JoinIntent, LeaveIntent, PushPullState, SerfMessage};
 use super::query::{InQuery, OutQuery, QuerySlot};
 use super::snapshot::{Record, SnapshotState};
@@ -171,10 +171,11 @@ pub(crate) enum SerfTimer {
     UserFlush(u64, Option<u64>),
     QueryDeadline(u32),
     QueryRetry(u32),
-    IncomingExpiry(u64),
-    LeaveIntentTimeout,
+    IncomingSweep,
+    LeaveIntentTimeout(u64),
     LeavePropagated,
-    Prune(Name),
+    /// Erase a force-left member, if its status time is still the prune's.
+    Prune(Name, LamportTime),
 }
 
 /// Where a graceful leave stands.
@@ -209,9 +210,9 @@ pub(crate) struct Core {
     pub event_clock: LamportClock,
     pub query_clock: LamportClock,
     members: FixedMap<Name, MemberState>,
-    alive: usize,
-    failed: Vec<Name>,
-    left: Vec<Name>,
+    alive: NameSet,
+    failed: NameSet,
+    left: NameSet,
     recent_intents: FixedMap<Name, RecentIntent>,
     pub event_buffer: Vec<Option<EventSlot>>,
     pub event_min_time: LamportTime,
@@ -228,6 +229,7 @@ pub(crate) struct Core {
     pub user_coalescer: Option<UserCoalescer>,
     pub queries: BTreeMap<u32, OutQuery>,
     pub incoming: BTreeMap<u64, InQuery>,
+    pub incoming_sweep_scheduled: bool,
     pub next_handle: u64,
     joins: BTreeMap<u64, JoinPurpose>,
     ignore_old_joins: usize,
@@ -287,9 +289,9 @@ impl Core {
             event_clock: LamportClock::default(),
             query_clock: LamportClock::default(),
             members: FixedMap::with_hasher(hash()),
-            alive: 0,
-            failed: Vec::new(),
-            left: Vec::new(),
+            alive: NameSet::new(seed.rotate_left(3)),
+            failed: NameSet::new(seed.rotate_left(5)),
+            left: NameSet::new(seed.rotate_left(7)),
             recent_intents: FixedMap::with_hasher(hash()),
             event_buffer: vec![None; config.event_buffer],
             event_min_time: 0,
@@ -306,6 +308,7 @@ impl Core {
             user_coalescer,
             queries: BTreeMap::new(),
             incoming: BTreeMap::new(),
+            incoming_sweep_scheduled: false,
             next_handle: 0,
             joins: BTreeMap::new(),
             ignore_old_joins: 0,
@@ -425,7 +428,7 @@ impl Core {
     }
 
     pub fn num_alive(&self) -> usize {
-        self.alive
+        self.alive.len()
     }
 
     pub fn num_failed(&self) -> usize {
@@ -436,7 +439,7 @@ impl Core {
         self.left.len()
     }
 
-    pub fn failed_names(&self) -> &[Name] {
+    pub fn failed_names(&self) -> &NameSet {
         &self.failed
     }
 
@@ -455,7 +458,7 @@ impl Core {
         self.coord.as_ref().map_or(0, |c| c.resets)
     }
 
-    /// Changes a member's status, keeping the alive count and the failed and left lists.
+    /// Changes a member's status, keeping the alive, failed and left lists.
     fn set_status(&mut self, name: &str, status: MemberStatus) {
         let Some(m) = self.members.get_mut(name) else {
             return;
@@ -466,26 +469,26 @@ impl Core {
         }
         m.member.status = status;
         let key = m.member.name.clone();
-        if old == MemberStatus::Alive {
-            self.alive -= 1;
-        }
-        if status == MemberStatus::Alive {
-            self.alive += 1;
-        }
         match old {
-            MemberStatus::Failed => self.failed.retain(|n| *n != key),
-            MemberStatus::Left => self.left.retain(|n| *n != key),
-            _ => {}
-        }
+            MemberStatus::Alive => self.alive.remove(&key),
+            MemberStatus::Failed => self.failed.remove(&key),
+            MemberStatus::Left => self.left.remove(&key),
+            _ => false,
+        };
         match status {
-            MemberStatus::Failed => self.failed.push(key),
-            MemberStatus::Left => self.left.push(key),
-            _ => {}
-        }
+            MemberStatus::Alive => self.alive.insert(key),
+            MemberStatus::Failed => self.failed.insert(key),
+            MemberStatus::Left => self.left.insert(key),
+            _ => false,
+        };
     }
 
-    /// Removes a member and reports it reaped (serf `eraseNode`).
+    /// Removes a member and reports it reaped (serf `eraseNode`). Never ourselves: a node
+    /// that left keeps its own record, so it can report itself and join again.
     pub fn erase(&mut self, name: &str) {
+        if name == self.name.as_str() {
+            return;
+        }
         self.set_status(name, MemberStatus::None);
         if let Some(m) = self.members.remove(name) {
             self.coord_cache.remove(name);
@@ -497,19 +500,44 @@ impl Core {
         }
     }
 
-    /// Alive members other than us, `k` at random.
+    /// Keeps the table bounded: the memberlist forgets dead members, but Serf keeps failed
+    /// and left ones for a day, so names that keep appearing and dying (churn, or forged
+    /// alive messages) would grow it without limit. Over the limit, the member gone the
+    /// longest is reaped early.
+    fn evict_oldest_gone(&mut self) {
+        let oldest = self
+            .failed
+            .iter()
+            .chain(self.left.iter())
+            .filter_map(|n| self.members.get(n.as_str()))
+            .min_by_key(|m| (m.leave_time, m.member.name.clone()))
+            .map(|m| m.member.name.clone());
+        if let Some(name) = oldest {
+            self.metrics.members_evicted += 1;
+            self.erase(&name);
+        }
+    }
+
+    /// Alive members other than us, `k` at random (by sampling: O(k) expected).
     pub fn random_alive_peers(&mut self, k: usize, seed: u64) -> Vec<SocketAddr> {
         let mut rng = NodeRng::new(seed);
-        // Sorted first: hash-map order must not leak into choices.
-        let mut all: Vec<(&Name, SocketAddr)> = self
-            .members
-            .values()
-            .filter(|m| m.member.status == MemberStatus::Alive && m.member.name != self.name)
-            .map(|m| (&m.member.name, m.member.addr))
-            .collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        rng.shuffle(&mut all);
-        all.into_iter().take(k).map(|(_, a)| a).collect()
+        let n = self.alive.len();
+        let mut picked: Vec<usize> = Vec::with_capacity(k);
+        for _ in 0..3 * n {
+            if picked.len() >= k || picked.len() + 1 >= n {
+                break;
+            }
+            let i = rng.index(n);
+            if picked.contains(&i) || *self.alive.get(i) == self.name {
+                continue;
+            }
+            picked.push(i);
+        }
+        picked
+            .into_iter()
+            .filter_map(|i| self.members.get(self.alive.get(i).as_str()))
+            .map(|m| m.member.addr)
+            .collect()
     }
 
     pub fn retain_intents(&mut self, keep: impl Fn(&RecentIntent) -> bool) {
@@ -592,6 +620,9 @@ impl Core {
                 }
                 self.members.insert(name.clone(), ms);
                 self.set_status(&name, status);
+                if self.members.len() > self.config.memberlist.max_members {
+                    self.evict_oldest_gone();
+                }
             }
             Some(old) => {
                 let flap = self.config.flap_timeout;
@@ -762,6 +793,10 @@ impl Core {
 
     /// Returns whether to re-broadcast.
     pub fn handle_join_intent(&mut self, now: Instant, ltime: LamportTime, node: &str) -> bool {
+        if !self.clock.plausible(ltime) {
+            self.metrics.implausible_times += 1;
+            return false;
+        }
         self.clock.witness(ltime);
         let Some(m) = self.members.get_mut(node) else {
             return self.upsert_intent(now, node, false, ltime);
@@ -786,6 +821,10 @@ impl Core {
         node: &str,
         prune: bool,
     ) -> bool {
+        if !self.clock.plausible(ltime) {
+            self.metrics.implausible_times += 1;
+            return false;
+        }
         self.clock.witness(ltime);
         let Some(m) = self.members.get_mut(node) else {
             return self.upsert_intent(now, node, true, ltime);
@@ -822,14 +861,26 @@ impl Core {
 
     /// Erases a force-left member; a member still leaving is given time to finish first.
     fn prune(&mut self, now: Instant, name: &Name) {
-        let leaving = self
-            .members
-            .get(name.as_str())
-            .is_some_and(|m| m.member.status == MemberStatus::Leaving);
-        if leaving {
+        let Some(m) = self.members.get(name.as_str()) else {
+            return;
+        };
+        if m.member.status == MemberStatus::Leaving {
             let at = now + self.config.broadcast_timeout + self.config.leave_propagate_delay;
-            self.schedule(at, SerfTimer::Prune(name.clone()));
+            let ltime = m.status_ltime;
+            self.schedule(at, SerfTimer::Prune(name.clone(), ltime));
         } else {
+            self.erase(name);
+        }
+    }
+
+    /// The delayed prune: only if nothing happened to the member since (it did not come
+    /// back with a newer intent).
+    pub fn delayed_prune(&mut self, name: &Name, ltime: LamportTime) {
+        let unchanged = self.members.get(name.as_str()).is_some_and(|m| {
+            m.status_ltime == ltime
+                && matches!(m.member.status, MemberStatus::Leaving | MemberStatus::Left)
+        });
+        if unchanged {
             self.erase(name);
         }
     }
@@ -875,11 +926,7 @@ impl Core {
         }
         .encode(&mut msg);
         self.handle_leave_intent(now, ltime, &name, false);
-        let others = self.alive > 1
-            || self
-                .members
-                .values()
-                .any(|m| m.member.name != self.name && m.member.status == MemberStatus::Alive);
+        let others = self.alive.iter().any(|n| *n != self.name);
         if others {
             let notify = self.next_notify();
             self.leave = LeaveStage::Intent(notify);
@@ -890,7 +937,7 @@ impl Core {
             });
             self.schedule(
                 now + self.config.broadcast_timeout,
-                SerfTimer::LeaveIntentTimeout,
+                SerfTimer::LeaveIntentTimeout(notify),
             );
         } else {
             self.leave_memberlist();
@@ -975,6 +1022,13 @@ impl Core {
             return;
         };
         let now = self.last_now;
+        if !self.clock.plausible(pp.ltime)
+            || !self.event_clock.plausible(pp.event_ltime)
+            || !self.query_clock.plausible(pp.query_ltime)
+        {
+            self.metrics.implausible_times += 1;
+            return;
+        }
         // Witness the remote clocks (one behind, as Go: they were incremented after use).
         if pp.ltime > 0 {
             self.clock.witness(pp.ltime - 1);
@@ -986,11 +1040,11 @@ impl Core {
             self.query_clock.witness(pp.query_ltime - 1);
         }
         let status: BTreeMap<&str, LamportTime> = pp.status_ltimes().collect();
-        let mut left = Vec::new();
+        let mut left = std::collections::BTreeSet::new();
         // Left members first, one past their status time: the leave must have come after
         // the join that put them on the status list.
         for name in pp.left_members() {
-            left.push(name);
+            left.insert(name);
             let lt = status.get(name).copied().unwrap_or(0).saturating_add(1);
             self.handle_leave_intent(now, lt, name, false);
         }
@@ -1019,18 +1073,28 @@ impl Core {
         status.sort_unstable();
         let mut left: Vec<&str> = self.left.iter().map(Name::as_str).collect();
         left.sort_unstable();
-        let events = self
-            .event_buffer
-            .iter()
-            .flatten()
-            .map(|slot| (slot.ltime, &slot.events[..]));
+        // Recent events, newest first, within a quarter of the frame limit: the event
+        // buffer can hold far more than a frame (512 times up to 256 events of 9 KiB), and a
+        // push-pull that does not fit would break every join.
+        let mut slots: Vec<&EventSlot> = self.event_buffer.iter().flatten().collect();
+        slots.sort_unstable_by_key(|slot| core::cmp::Reverse(slot.ltime));
+        let mut budget = self.config.memberlist.max_stream_frame / 4;
+        let mut events = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let size: usize = slot.events.iter().map(|(n, p)| n.len() + p.len() + 8).sum();
+            if size > budget {
+                break;
+            }
+            budget -= size;
+            events.push((slot.ltime, &slot.events[..]));
+        }
         PushPullState::encode(
             out,
             self.clock.time(),
             status.into_iter(),
             left.into_iter(),
             self.event_clock.time(),
-            events,
+            events.into_iter(),
             self.query_clock.time(),
         );
     }

@@ -71,6 +71,10 @@ impl Core {
         payload: &[u8],
         coalesce: bool,
     ) -> bool {
+        if !self.event_clock.plausible(ltime) {
+            self.metrics.implausible_times += 1;
+            return false;
+        }
         self.event_clock.witness(ltime);
         if ltime < self.event_min_time {
             self.metrics.events_too_old += 1;

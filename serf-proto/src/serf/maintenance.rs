@@ -50,18 +50,10 @@ impl Core {
                 SerfTimer::UserFlush(batch, quiet) => self.on_user_flush(batch, quiet),
                 SerfTimer::QueryDeadline(id) => self.finish_query(now, id, false),
                 SerfTimer::QueryRetry(id) => self.retry_query(id),
-                SerfTimer::IncomingExpiry(handle) => {
-                    if self
-                        .incoming
-                        .get(&handle)
-                        .is_some_and(|q| q.deadline <= now)
-                    {
-                        self.incoming.remove(&handle);
-                    }
-                }
-                SerfTimer::LeaveIntentTimeout => {
+                SerfTimer::IncomingSweep => self.sweep_incoming(now),
+                SerfTimer::LeaveIntentTimeout(notify) => {
                     // The intent did not go out in time; leave anyway (Go only warns).
-                    if matches!(self.leave, LeaveStage::Intent(_)) {
+                    if self.leave == LeaveStage::Intent(notify) {
                         self.leave_memberlist();
                     }
                 }
@@ -70,7 +62,7 @@ impl Core {
                         self.leave_done();
                     }
                 }
-                SerfTimer::Prune(name) => self.erase(&name),
+                SerfTimer::Prune(name, ltime) => self.delayed_prune(&name, ltime),
             }
         }
         let _ = n;
@@ -82,7 +74,7 @@ impl Core {
         let reconnect = self.config.reconnect_timeout;
         let tombstone = self.config.tombstone_timeout;
         let mut gone: Vec<Name> = Vec::new();
-        for name in self.failed_names() {
+        for name in self.failed_names().iter() {
             let Some(m) = self.member_state(name) else {
                 continue;
             };
@@ -124,7 +116,7 @@ impl Core {
             let p = failed as f64 / alive as f64;
             if self.rng.chance(p) {
                 let i = self.rng.index(failed);
-                let name = self.failed_names()[i].clone();
+                let name = self.failed_names().get(i).clone();
                 if let Some(m) = self.member(&name) {
                     let addr = m.addr;
                     self.metrics.reconnects += 1;

@@ -95,6 +95,57 @@ pub struct Member {
     pub protocol: [u8; 6],
 }
 
+/// An insertion-ordered set of names with O(1) insert, remove and random access: removal
+/// moves the last name into the hole. Used for the failed, left and alive lists, which
+/// change on every status change and are sampled at random.
+#[derive(Debug)]
+pub(crate) struct NameSet {
+    names: Vec<Name>,
+    index: hashbrown::HashMap<Name, usize, foldhash::fast::FixedState>,
+}
+
+impl NameSet {
+    pub fn new(seed: u64) -> Self {
+        NameSet {
+            names: Vec::new(),
+            index: hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::with_seed(seed)),
+        }
+    }
+
+    pub fn insert(&mut self, name: Name) -> bool {
+        if self.index.contains_key(name.as_str()) {
+            return false;
+        }
+        self.index.insert(name.clone(), self.names.len());
+        self.names.push(name);
+        true
+    }
+
+    pub fn remove(&mut self, name: &str) -> bool {
+        let Some(i) = self.index.remove(name) else {
+            return false;
+        };
+        self.names.swap_remove(i);
+        if let Some(moved) = self.names.get(i) {
+            // The name that filled the hole is in the index: it was in the set.
+            *self.index.get_mut(moved.as_str()).expect("indexed") = i;
+        }
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn get(&self, i: usize) -> &Name {
+        &self.names[i]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Name> {
+        self.names.iter()
+    }
+}
+
 /// A member table entry.
 #[derive(Debug, Clone)]
 pub(crate) struct MemberState {
@@ -109,6 +160,26 @@ pub(crate) struct MemberState {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn name_set_keeps_its_index_through_removals() {
+        let mut s = NameSet::new(1);
+        for i in 0..50 {
+            assert!(s.insert(Name::new(&format!("n{i}")).unwrap()));
+        }
+        assert!(!s.insert(Name::new("n3").unwrap()));
+        for i in (0..50).step_by(3) {
+            assert!(s.remove(&format!("n{i}")));
+        }
+        assert!(!s.remove("n0"));
+        assert_eq!(s.len(), 33);
+        for i in 0..s.len() {
+            let n = s.get(i).clone();
+            assert!(s.remove(&n));
+            assert!(s.insert(n));
+        }
+        assert_eq!(s.len(), 33);
+    }
 
     proptest! {
         #[test]

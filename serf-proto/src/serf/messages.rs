@@ -143,6 +143,9 @@ pub enum FilterRef<'a> {
         /// The expression.
         expr: &'a str,
     },
+    /// A filter kind from a newer node. The query is still valid (and re-gossiped), but
+    /// this node cannot tell whether it passes, so it does not process it (as Go).
+    Unknown,
 }
 
 /// A list of names stored as repeated string fields, decoded on the fly.
@@ -221,9 +224,7 @@ fn decode_filter(fields: &[u8]) -> Result<FilterRef<'_>, WireError> {
     match kind {
         Some(0) => Ok(FilterRef::Nodes(NameList { fields, field: 2 })),
         Some(1) => Ok(FilterRef::Tag { tag, expr }),
-        // A filter type we do not know: the receiver cannot evaluate it and must not
-        // process the query (Go rejects unknown filters too).
-        _ => Err(WireError::OutOfRange),
+        _ => Ok(FilterRef::Unknown),
     }
 }
 

@@ -369,6 +369,8 @@ pub struct SerfMetrics {
     pub query_late: u64,
     /// Messages that failed to decode.
     pub messages_malformed: u64,
+    /// Messages with a Lamport time implausibly far ahead (forged or corrupt), dropped.
+    pub implausible_times: u64,
     /// Intents buffered for members not yet known.
     pub intents_buffered: u64,
     /// Intents dropped because the buffer was full.
@@ -377,6 +379,8 @@ pub struct SerfMetrics {
     pub member_flaps: u64,
     /// Members reaped.
     pub members_reaped: u64,
+    /// Failed or left members reaped early because the table reached `max_members`.
+    pub members_evicted: u64,
     /// Reconnect attempts to failed members.
     pub reconnects: u64,
     /// Join attempts to permanent seeds.
@@ -696,6 +700,11 @@ impl Serf {
     /// Replaces this node's tags; other members report a member update.
     pub fn set_tags(&mut self, now: Instant, tags: Tags) -> Result<(), SerfError> {
         self.check_running()?;
+        match self.core().state {
+            SerfState::Leaving => return Err(SerfError::Leaving),
+            SerfState::Left => return Err(SerfError::Left),
+            _ => {}
+        }
         let mut meta = Vec::new();
         encode_tags(&tags, &mut meta);
         let limit = self.ml.config().max_meta_size;

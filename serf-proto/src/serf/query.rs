@@ -28,6 +28,9 @@ use std::collections::BTreeSet;
 const MAX_INCOMING: usize = 2048;
 /// Longest timeout honoured from a peer's query, so a bad peer cannot pin state.
 const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How often received queries past their deadline are forgotten (one timer for all, so a
+/// flood of queries cannot grow the timer heap).
+const INCOMING_SWEEP: Duration = Duration::from_secs(1);
 /// Regex programs from the network are compiled with this size limit.
 const REGEX_SIZE_LIMIT: usize = 64 * 1024;
 
@@ -96,6 +99,12 @@ impl Core {
     ) -> Result<QueryId, SerfError> {
         let mut filters = Vec::new();
         if !params.filter_nodes.is_empty() {
+            for n in &params.filter_nodes {
+                Name::new(n).map_err(|e| SerfError::BadFilter {
+                    tag: "node".into(),
+                    reason: format!("{n:?}: {e}"),
+                })?;
+            }
             filters.push(Filter::Nodes(params.filter_nodes.clone()));
         }
         let mut tag_filters = Vec::new();
@@ -185,7 +194,7 @@ impl Core {
         // members that have not answered a third and two thirds into the timeout.
         if params.request_ack || kind != QueryKind::User {
             self.schedule(now + timeout / 3, SerfTimer::QueryRetry(id));
-            self.schedule(now + timeout * 2 / 3, SerfTimer::QueryRetry(id));
+            self.schedule(now + (timeout - timeout / 3), SerfTimer::QueryRetry(id));
         }
         self.queries.insert(
             id,
@@ -204,13 +213,13 @@ impl Core {
         );
         self.schedule(now + timeout, SerfTimer::QueryDeadline(id));
         self.last_now = now;
-        // Process it locally too, then gossip it.
-        let Ok(Some(super::messages::SerfMessage::Query(q))) =
+        // Process it locally too, then gossip it. (It decodes: every field was validated
+        // above; if that ever failed, other nodes could not read it either.)
+        if let Ok(Some(super::messages::SerfMessage::Query(q))) =
             super::messages::SerfMessage::decode(&msg)
-        else {
-            unreachable!("a query we just encoded decodes")
-        };
-        self.handle_query(now, &q);
+        {
+            self.handle_query(now, &q);
+        }
         self.outbox.push_back(Action::Broadcast {
             tier: TIER_QUERY,
             msg,
@@ -251,6 +260,8 @@ impl Core {
                         return false;
                     }
                 }
+                // A filter kind from a newer node: we cannot tell whether we match.
+                FilterRef::Unknown => return false,
                 FilterRef::Tag { tag, expr } => {
                     let Ok(re) = compile(expr) else {
                         return false;
@@ -267,6 +278,10 @@ impl Core {
 
     /// A query arrived (or was sent here). Returns whether to re-gossip it.
     pub fn handle_query(&mut self, now: Instant, q: &QueryMsg<'_>) -> bool {
+        if !self.query_clock.plausible(q.ltime) {
+            self.metrics.implausible_times += 1;
+            return false;
+        }
         self.query_clock.witness(q.ltime);
         if q.ltime < self.query_min_time {
             self.metrics.queries_too_old += 1;
@@ -338,7 +353,10 @@ impl Core {
                 relay_factor: q.relay_factor,
             },
         );
-        self.schedule(deadline, SerfTimer::IncomingExpiry(handle));
+        if !self.incoming_sweep_scheduled {
+            self.incoming_sweep_scheduled = true;
+            self.schedule(now + INCOMING_SWEEP, SerfTimer::IncomingSweep);
+        }
         if q.name.starts_with(INTERNAL_QUERY_PREFIX) {
             self.handle_internal_query(handle, q);
         } else {
@@ -578,6 +596,15 @@ impl Core {
                 to,
                 msg: msg.clone(),
             });
+        }
+    }
+
+    /// Forgets received queries past their deadline; re-arms while any remain.
+    pub fn sweep_incoming(&mut self, now: Instant) {
+        self.incoming.retain(|_, q| q.deadline > now);
+        self.incoming_sweep_scheduled = !self.incoming.is_empty();
+        if self.incoming_sweep_scheduled {
+            self.schedule(now + INCOMING_SWEEP, SerfTimer::IncomingSweep);
         }
     }
 
