@@ -101,12 +101,16 @@ pub(crate) struct Host {
     pub timer_deferred: bool,
     pub slow: Option<(Duration, Duration)>,
     pub paused_until: Option<Instant>,
-    pub inbox_tail: Instant,
-    pub inbox_len: u32,
+    /// Per lane (timers, datagrams, streams): when the last deferred input runs.
+    pub inbox_tail: [Instant; 3],
+    /// Per lane: deferred inputs not yet run.
+    pub inbox_len: [u32; 3],
     pub up_since: Instant,
     pub up_time: Duration,
     pub last_incarnation: u32,
     pub last_suspicions: u64,
+    /// Was slow or paused at some point: its false positives count as "slow".
+    pub ever_impaired: bool,
     pub traffic: Traffic,
 }
 
@@ -132,6 +136,15 @@ pub(crate) enum Ev {
     Op(usize),
     Sample,
     ConvergenceCheck { epoch: u64 },
+}
+
+/// The lane of a deferred input: 0 timers, 1 datagrams, 2 streams.
+fn lane(ev: &Ev) -> usize {
+    match ev {
+        Ev::Timer { .. } => 0,
+        Ev::Datagram { .. } => 1,
+        _ => 2,
+    }
 }
 
 #[derive(Debug)]
@@ -277,12 +290,13 @@ impl<N: SimNode> Simulation<N> {
                 timer_deferred: false,
                 slow: None,
                 paused_until: None,
-                inbox_tail: Instant::ZERO,
-                inbox_len: 0,
+                inbox_tail: [Instant::ZERO; 3],
+                inbox_len: [0; 3],
                 up_since: Instant::ZERO,
                 up_time: Duration::ZERO,
                 last_incarnation: 0,
                 last_suspicions: 0,
+                ever_impaired: false,
                 traffic: Traffic::default(),
             })
             .collect();
@@ -403,6 +417,27 @@ impl<N: SimNode> Simulation<N> {
         self.streams.len()
     }
 
+    /// Recounts every live view from the nodes' own member tables and compares with the
+    /// incremental counts the invariants use. O(n²): for tests.
+    pub fn verify_views(&self) -> Result<(), String> {
+        let n = self.hosts.len() as u32;
+        for s in 0..n {
+            let name = &self.specs[s as usize].name;
+            let counted = (0..n)
+                .filter(|&o| self.hosts[o as usize].status == Status::Up)
+                .filter_map(|o| self.nodes[o as usize].as_ref())
+                .filter(|node| node.member(name).is_some_and(|m| m.state.is_member()))
+                .count() as u32;
+            if counted != self.views.alive_in(s) {
+                return Err(format!(
+                    "node {s}: member in {counted} live views, tracked {}",
+                    self.views.alive_in(s)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The invariant violations so far.
     pub fn violations(&self) -> &[Violation] {
         &self.violations
@@ -447,11 +482,12 @@ impl<N: SimNode> Simulation<N> {
     fn dispatch(&mut self, ev: Ev, progress: &mut dyn FnMut(&Progress)) {
         match ev {
             Ev::Timer { node, life, at } => self.on_timer(node, life, at),
-            Ev::Datagram { to, .. } if self.should_defer(to) => self.defer(to, ev),
+            Ev::Datagram { to, .. } if self.should_defer(to, 1) => self.defer(to, ev),
             Ev::Datagram { to, from, data } => self.deliver_datagram(to, from, &data),
             Ev::Deferred { node, life, ev } => {
                 let h = &mut self.hosts[node as usize];
-                h.inbox_len = h.inbox_len.saturating_sub(1);
+                let lane = lane(&ev);
+                h.inbox_len[lane] = h.inbox_len[lane].saturating_sub(1);
                 if h.life == life && h.running() {
                     self.process_now(*ev);
                 }
@@ -474,7 +510,7 @@ impl<N: SimNode> Simulation<N> {
             Ev::ConvergenceCheck { epoch } => self.check_convergence(epoch),
             other => {
                 if let Some(node) = self.stream_target(&other)
-                    && self.should_defer(node)
+                    && self.should_defer(node, 2)
                 {
                     self.defer(node, other);
                 } else {
@@ -500,18 +536,28 @@ impl<N: SimNode> Simulation<N> {
         }
     }
 
-    pub(crate) fn should_defer(&self, node: u32) -> bool {
+    /// Whether an input on `lane` for `node` must wait: the node is slow or paused, or
+    /// earlier inputs of the lane still wait (each lane stays in order).
+    pub(crate) fn should_defer(&self, node: u32, lane: usize) -> bool {
         let h = &self.hosts[node as usize];
-        h.inbox_len > 0 || h.impaired(self.now)
+        h.inbox_len[lane] > 0 || h.impaired(self.now)
     }
 
-    /// Queues an input for a slow or paused node: it runs at `now + delay`, after the
-    /// node's earlier inputs, and not before a pause ends.
+    /// Queues an input for a slow or paused node: it runs at `now + delay`, with `delay`
+    /// drawn for each input, after the earlier inputs of its lane, and not before a pause
+    /// ends.
+    ///
+    /// A starved process runs its timers, its datagram reader and its stream handlers
+    /// as separate activities (goroutines in Go memberlist), each late by its own
+    /// amount: so inputs keep their order within a lane, but a timer can run before an
+    /// ack that arrived earlier. That is how a slow node comes to suspect healthy
+    /// members (Lifeguard §II).
     pub(crate) fn defer(&mut self, node: u32, ev: Ev) {
         let now = self.now;
+        let lane = lane(&ev);
         let limit = self.scenario.network.inbox_limit as u32;
         let h = &self.hosts[node as usize];
-        if matches!(ev, Ev::Datagram { .. }) && h.inbox_len >= limit {
+        if matches!(ev, Ev::Datagram { .. }) && h.inbox_len[lane] >= limit {
             self.net_counters.inbox_full += 1;
             return;
         }
@@ -520,12 +566,12 @@ impl<N: SimNode> Simulation<N> {
             None => Duration::ZERO,
         };
         let h = &mut self.hosts[node as usize];
-        let mut ready = (now + delay).max(h.inbox_tail);
+        let mut ready = (now + delay).max(h.inbox_tail[lane]);
         if let Some(p) = h.paused_until {
             ready = ready.max(p);
         }
-        h.inbox_tail = ready;
-        h.inbox_len += 1;
+        h.inbox_tail[lane] = ready;
+        h.inbox_len[lane] += 1;
         let life = h.life;
         self.push(
             ready,
@@ -549,7 +595,7 @@ impl<N: SimNode> Simulation<N> {
             self.arm(node, d);
             return;
         }
-        if self.should_defer(node) {
+        if self.should_defer(node, 0) {
             self.hosts[node as usize].timer_deferred = true;
             self.defer(node, Ev::Timer { node, life, at });
             return;
@@ -743,7 +789,9 @@ impl<N: SimNode> Simulation<N> {
                 if change == Change::Failed && self.hosts[i as usize].running() {
                     let subject = &self.hosts[s as usize];
                     if subject.status == Status::Up {
-                        if subject.impaired(now) {
+                        if self.net.is_split() {
+                            self.rec.fp_partitioned += 1;
+                        } else if subject.ever_impaired {
                             self.rec.fp_slow += 1;
                             self.rec.fp_slow_distinct.insert((s, incarnation));
                         } else {
@@ -813,8 +861,8 @@ impl<N: SimNode> Simulation<N> {
         h.timer_deferred = false;
         h.last_incarnation = 0;
         h.last_suspicions = 0;
-        h.inbox_len = 0;
-        h.inbox_tail = now;
+        h.inbox_len = [0; 3];
+        h.inbox_tail = [now; 3];
         self.specs[i as usize].seed = derive_seed(
             self.seed,
             NODE_STREAM + (u64::from(i) << 16) + u64::from(life),

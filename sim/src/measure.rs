@@ -108,6 +108,9 @@ pub struct Recorder {
     pub fp_healthy: u64,
     /// False failure reports about slow or paused members.
     pub fp_slow: u64,
+    /// Failure reports about live members made while a partition or cut was in force
+    /// (expected, not false positives of the detector).
+    pub fp_partitioned: u64,
     /// Distinct (member, incarnation) wrongly declared failed: healthy ones.
     pub fp_healthy_distinct: BTreeSet<(u32, u32)>,
     /// Distinct (member, incarnation) wrongly declared failed: slow ones.

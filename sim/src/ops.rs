@@ -341,7 +341,9 @@ impl<N: SimNode> Simulation<N> {
                 chosen = self.resolve(&nodes, running(self));
                 self.trace_op(6, &chosen);
                 for &i in &chosen {
-                    self.hosts[i as usize].paused_until = Some(now + lasts);
+                    let h = &mut self.hosts[i as usize];
+                    h.paused_until = Some(now + lasts);
+                    h.ever_impaired = true;
                 }
                 self.add_op(
                     now + lasts,
@@ -359,7 +361,9 @@ impl<N: SimNode> Simulation<N> {
                 chosen = self.resolve(&nodes, running(self));
                 self.trace_op(7, &chosen);
                 for &i in &chosen {
-                    self.hosts[i as usize].slow = Some(delay);
+                    let h = &mut self.hosts[i as usize];
+                    h.slow = Some(delay);
+                    h.ever_impaired = true;
                 }
                 if let Some(l) = lasts {
                     self.add_op(

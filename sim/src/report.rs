@@ -73,10 +73,12 @@ pub struct Detection {
 pub struct FalsePositives {
     /// Reports about healthy members, one per reporting view.
     pub healthy: u64,
-    /// Reports about slow or paused members.
+    /// Reports about members that were slow or paused at some point of the run.
     pub slow: u64,
     /// Distinct (member, incarnation) pairs wrongly failed: healthy members.
     pub healthy_distinct: usize,
+    /// Reports about live members while a partition was in force (not counted above).
+    pub during_partition: u64,
     /// The same for slow members.
     pub slow_distinct: usize,
 }
@@ -337,6 +339,7 @@ impl<N: SimNode> Simulation<N> {
             healthy: self.rec.fp_healthy,
             slow: self.rec.fp_slow,
             healthy_distinct: self.rec.fp_healthy_distinct.len(),
+            during_partition: self.rec.fp_partitioned,
             slow_distinct: self.rec.fp_slow_distinct.len(),
         };
         let mut report = Report {
@@ -536,8 +539,8 @@ impl Report {
             &mut s,
             "false failure reports: healthy / slow",
             format!(
-                "{} / {} (distinct {} / {})",
-                fp.healthy, fp.slow, fp.healthy_distinct, fp.slow_distinct
+                "{} / {} (distinct {} / {}); {} during partitions",
+                fp.healthy, fp.slow, fp.healthy_distinct, fp.slow_distinct, fp.during_partition
             ),
         );
         for (name, e) in [

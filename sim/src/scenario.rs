@@ -666,9 +666,9 @@ pub enum Subjects {
     /// Every member.
     #[default]
     All,
-    /// Members that were neither slow nor paused.
+    /// Members never slow nor paused during the run.
     Healthy,
-    /// Slow or paused members.
+    /// Members slow or paused at some point of the run.
     Slow,
 }
 
