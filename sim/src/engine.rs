@@ -397,6 +397,11 @@ impl<N: SimNode> Simulation<N> {
         self.hosts[i as usize].status
     }
 
+    /// Queue entries processed so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
     /// The trace hash so far.
     pub fn trace_hash(&self) -> u64 {
         self.trace.value()

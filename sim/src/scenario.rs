@@ -885,11 +885,12 @@ impl Scenario {
     }
 }
 
-/// The scale benchmark's scenario: `nodes` LAN nodes join through 3 seeds over a forming
-/// period (`nodes / 100` seconds, at least 10), then run `secs` more seconds steadily.
-pub fn bench(nodes: usize, secs: u64, views: bool) -> Scenario {
+/// The scale benchmark's scenario: `nodes` LAN nodes join through 3 seeds over
+/// `nodes / 100` seconds (at least 10); the run is long enough to form (up to
+/// `form_limit`) and then run `secs` seconds steadily.
+pub fn bench(nodes: usize, secs: u64, views: bool, form_limit: Duration) -> Scenario {
     let spread = Duration::from_secs((nodes as u64 / 100).max(10));
-    let mut s = Scenario::new("bench", nodes, spread + Duration::from_secs(secs));
+    let mut s = Scenario::new("bench", nodes, form_limit + Duration::from_secs(secs));
     s.bootstrap.spread = spread;
     s.invariants.views = views;
     s.measure.sample_interval = Duration::from_secs(5);
