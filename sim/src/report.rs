@@ -121,6 +121,26 @@ pub struct TrafficReport {
     pub bytes: f64,
 }
 
+/// Protocol counters summed over the nodes running at the end (a crashed node's
+/// counters go with it).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProtocolTotals {
+    /// Suspicions started or learned.
+    pub suspicions: u64,
+    /// Probes that failed.
+    pub probes_failed: u64,
+    /// Refutations.
+    pub refutes: u64,
+    /// Deaths declared after a suspicion expired.
+    pub deaths_declared: u64,
+    /// Broadcasts dropped by full queues.
+    pub broadcasts_dropped: u64,
+    /// The deepest broadcast queue at the end.
+    pub max_queue_depth: usize,
+    /// The highest local health score at the end.
+    pub max_health: u32,
+}
+
 /// What the network did.
 #[derive(Debug, Clone, Serialize)]
 #[allow(missing_docs)] // See `NetCounters`.
@@ -200,6 +220,8 @@ pub struct Report {
     pub traffic: TrafficReport,
     /// The network.
     pub network: NetReport,
+    /// Protocol counters.
+    pub protocol: ProtocolTotals,
     /// Joins that reached a seed.
     pub joins_ok: u64,
     /// Joins that reached none.
@@ -342,6 +364,17 @@ impl<N: SimNode> Simulation<N> {
             during_partition: self.rec.fp_partitioned,
             slow_distinct: self.rec.fp_slow_distinct.len(),
         };
+        let mut protocol = ProtocolTotals::default();
+        for node in self.nodes.iter().flatten() {
+            let c = node.counters();
+            protocol.suspicions += c.suspicions;
+            protocol.probes_failed += c.probes_failed;
+            protocol.refutes += c.refutes;
+            protocol.deaths_declared += c.deaths_declared;
+            protocol.broadcasts_dropped += c.broadcasts_dropped;
+            protocol.max_queue_depth = protocol.max_queue_depth.max(c.queue_depth);
+            protocol.max_health = protocol.max_health.max(c.health);
+        }
         let mut report = Report {
             scenario: self.scenario.name.clone(),
             layer: N::KIND,
@@ -360,6 +393,7 @@ impl<N: SimNode> Simulation<N> {
             queries,
             traffic,
             network: self.net_counters.into(),
+            protocol,
             joins_ok: self.rec.joins_ok,
             joins_failed: self.rec.joins_failed,
             samples: self.rec.samples.clone(),
@@ -583,6 +617,15 @@ impl Report {
             &mut s,
             "network: delivered/lost/cut/to-down",
             format!("{}/{}/{}/{}", n.delivered, n.lost, n.cut, n.to_down),
+        );
+        let p = &self.protocol;
+        row(
+            &mut s,
+            "suspicions/refutes/deaths/dropped",
+            format!(
+                "{}/{}/{}/{} (nodes running at the end)",
+                p.suspicions, p.refutes, p.deaths_declared, p.broadcasts_dropped
+            ),
         );
         row(
             &mut s,
