@@ -129,3 +129,26 @@ fn query_fan_out() {
 fn chaos() {
     check("chaos", None);
 }
+
+/// The VOPR-style sweep: the chaos scenario over many seeds, every invariant on.
+/// `cargo test --release -p sim --test catalogue -- --ignored --nocapture`
+#[test]
+#[ignore = "sweep: cargo test --release -p sim --test catalogue -- --ignored"]
+fn chaos_sweep() {
+    let path = catalogue()
+        .into_iter()
+        .find(|p| p.file_stem().is_some_and(|s| s == "chaos"))
+        .unwrap();
+    let s = Scenario::load(&path).unwrap();
+    for seed in 1..=200 {
+        let r = Simulation::<MemberlistNode>::new(&s, seed)
+            .unwrap()
+            .run(&mut |_| {});
+        assert!(
+            r.passed,
+            "seed {seed} failed; replay: serf-sim run {} --seed {seed}\n{}",
+            path.display(),
+            r.table()
+        );
+    }
+}
