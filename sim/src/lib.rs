@@ -43,6 +43,8 @@ pub mod invariants;
 pub mod measure;
 pub mod network;
 pub mod node;
+pub mod nodeset;
+mod observe;
 mod ops;
 pub mod report;
 pub mod scenario;
