@@ -58,6 +58,7 @@ fn every_catalogue_file_parses_and_is_tested() {
         "partition-50-50",
         "query-fan-out",
         "rolling-restart",
+        "slow-nodes-no-lifeguard",
         "slow-nodes",
         "steady-state",
         "user-event-storm",
@@ -103,6 +104,11 @@ fn loss_30pct() {
 #[test]
 fn slow_nodes() {
     check("slow-nodes", None);
+}
+
+#[test]
+fn slow_nodes_no_lifeguard() {
+    check("slow-nodes-no-lifeguard", None);
 }
 
 #[test]
