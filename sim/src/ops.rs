@@ -20,6 +20,8 @@ pub(crate) enum OpKind {
     Start {
         nodes: NodeSet,
         seeds: Option<NodeSet>,
+        keep_state: bool,
+        rejoin: bool,
     },
     Crash {
         nodes: NodeSet,
@@ -102,6 +104,8 @@ impl<N: SimNode> Simulation<N> {
                     OpKind::Start {
                         nodes: NodeSet::List(vec![i as u32]),
                         seeds: None,
+                        keep_state: false,
+                        rejoin: true,
                     },
                     None,
                 );
@@ -116,6 +120,8 @@ impl<N: SimNode> Simulation<N> {
                 ActionKind::Start => OpKind::Start {
                     nodes,
                     seeds: a.seeds.clone(),
+                    keep_state: a.keep_state,
+                    rejoin,
                 },
                 ActionKind::Crash => OpKind::Crash { nodes },
                 ActionKind::Restart => OpKind::Restart {
@@ -261,12 +267,20 @@ impl<N: SimNode> Simulation<N> {
         let mut chosen: Vec<u32> = Vec::new();
         let mut disturb = true;
         match op.kind {
-            OpKind::Start { nodes, seeds } => {
+            OpKind::Start {
+                nodes,
+                seeds,
+                keep_state,
+                rejoin,
+            } => {
+                // Nodes never started, or stopped (crashed or left).
                 let st: Vec<Status> = self.hosts.iter().map(|h| h.status).collect();
-                chosen = self.resolve(&nodes, |i| st[i as usize] == Status::NotStarted);
+                chosen = self.resolve(&nodes, |i| {
+                    matches!(st[i as usize], Status::NotStarted | Status::Down)
+                });
                 self.trace_op(1, &chosen);
                 for &i in &chosen {
-                    if self.up_or_fail(i, false) {
+                    if self.up_or_fail(i, keep_state) && rejoin {
                         self.join(i, &seeds);
                     }
                 }

@@ -468,11 +468,16 @@ impl<N: SimNode> Simulation<N> {
                     ok &= d.all.max <= a.as_secs_f64();
                     let _ = write!(detail, ", all max {:.1}s", d.all.max);
                 }
+                let bound = |d: Option<core::time::Duration>| {
+                    d.map_or("any time".to_string(), |d| {
+                        format!("{:.1}s", d.as_secs_f64())
+                    })
+                };
                 ExpectResult {
                     what: format!(
                         "every crash detected (first within {}, all within {})",
-                        fmt(e.first_within.map(|d| d.as_secs_f64())),
-                        fmt(e.all_within.map(|d| d.as_secs_f64()))
+                        bound(e.first_within),
+                        bound(e.all_within)
                     ),
                     ok,
                     detail,
@@ -489,7 +494,10 @@ impl<N: SimNode> Simulation<N> {
                     what: format!(
                         "user events reach {:.1}% of live nodes, p99 within {}",
                         min * 100.0,
-                        fmt(e.p99_max.map(|d| d.as_secs_f64()))
+                        e.p99_max.map_or("any time".to_string(), |d| format!(
+                            "{:.1}s",
+                            d.as_secs_f64()
+                        ))
                     ),
                     ok,
                     detail: format!(

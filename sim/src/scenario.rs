@@ -343,7 +343,9 @@ impl LinkRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
-    /// Start nodes that were not started (`bootstrap.start_all = false`) and join them.
+    /// Start nodes that are not running — never started (`bootstrap.start_all = false`),
+    /// crashed or left — fresh or from their state (`keep_state`), and join them through
+    /// `seeds` unless `rejoin = false`.
     Start,
     /// Crash `nodes`: the process stops at once, with no leave.
     Crash,

@@ -136,6 +136,40 @@ fn chaos() {
     check("chaos", None);
 }
 
+#[test]
+fn crashed_nodes_chosen_at_random_come_back_by_label() {
+    let s = Scenario::from_toml(
+        r#"
+        name = "label"
+        nodes = 30
+        duration = "4m"
+        [[actions]]
+        at = "30s"
+        kind = "crash"
+        nodes = "10%"
+        label = "crashed"
+        [[actions]]
+        at = "90s"
+        kind = "start"
+        nodes = "@crashed"
+        [[expect]]
+        kind = "converged"
+        after = "90s"
+        within = "30s"
+        [[expect]]
+        kind = "detection"
+        all_within = "40s"
+    "#,
+    )
+    .unwrap();
+    let r = Simulation::<MemberlistNode>::new(&s, 5)
+        .unwrap()
+        .run(&mut |_| {});
+    assert!(r.passed, "{}", r.table());
+    assert_eq!(r.detection.crashes, 3);
+    assert_eq!(r.samples.last().unwrap().up, 30, "all back");
+}
+
 /// The VOPR-style sweep: the chaos scenario over many seeds, every invariant on.
 /// `cargo test --release -p sim --test catalogue -- --ignored --nocapture`
 #[test]
