@@ -69,6 +69,9 @@ enum Command {
         /// forming a large cluster, and the memory it takes.
         #[arg(long)]
         max_queue_depth: Option<usize>,
+        /// Seconds over which nodes start and join (default nodes/100, at least 10).
+        #[arg(long)]
+        spread: Option<u64>,
     },
 }
 
@@ -89,7 +92,8 @@ fn main() -> ExitCode {
             seed,
             views,
             max_queue_depth,
-        } => bench(nodes, secs, seed, views, max_queue_depth),
+            spread,
+        } => bench(nodes, secs, seed, views, max_queue_depth, spread),
     }
 }
 
@@ -211,10 +215,14 @@ fn bench(
     seed: u64,
     views: bool,
     max_queue_depth: Option<usize>,
+    spread: Option<u64>,
 ) -> ExitCode {
     let form_limit = std::time::Duration::from_secs(3600);
     let mut scenario = sim::scenario::bench(nodes, secs, views, form_limit);
     scenario.config.max_queue_depth = max_queue_depth;
+    if let Some(s) = spread {
+        scenario.bootstrap.spread = std::time::Duration::from_secs(s);
+    }
     let rss_before = current_rss().unwrap_or(0);
     let started = WallClock::now();
     let mut sim = match Simulation::<MemberlistNode>::new(&scenario, seed) {
