@@ -171,6 +171,21 @@ pub struct NodeSpec<C> {
 /// [`SimNode::poll`] until it returns [`SimOutput::Timeout`]. Implementations translate
 /// their own events into [`SimEvent`]s and may act as a tiny application (answering
 /// queries, re-gossiping events) inside `poll`.
+///
+/// # For implementers (the Serf layer)
+///
+/// - Names are `node-<i>` and addresses come from [`NodeSpec`]; the engine maps member
+///   names back to hosts, so report members by the name they joined with.
+/// - Member events must be transitions (see [`SimEvent::Member`]): Serf's alive and
+///   leaving map to members, failed to [`Change::Failed`], left to [`Change::Left`];
+///   reaping a failed member needs no event. [`SimNode::member`] reports the same view.
+/// - `user_event(now, id)` maps to `Serf::user_event` with the id in the payload (no
+///   coalescing); report [`SimEvent::UserEvent`] the first time a node delivers that id.
+///   `query(now, id)` maps to `Serf::query`: report [`SimEvent::QueryReceived`] on each
+///   node that gets it, answer it inside `poll`, and report [`SimEvent::QueryResponse`]
+///   at the asker for each answer.
+/// - `join` maps to `join(now, seeds, ignore_old = false)`; `shutdown` returns the
+///   snapshot that `start` gets back when a scenario restarts a node with `keep_state`.
 pub trait SimNode: Sized {
     /// Short name of the implementation, shown in reports ("memberlist", "serf").
     const KIND: &'static str;
