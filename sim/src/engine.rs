@@ -202,6 +202,8 @@ pub struct NetCounters {
     pub duplicated: u64,
     /// Datagrams dropped because a slow node's inbox was full.
     pub inbox_full: u64,
+    /// Datagrams dropped because the sender's uplink queue was full.
+    pub uplink_full: u64,
     /// Datagrams to addresses that are no node.
     pub unroutable: u64,
     /// Streams opened.
@@ -274,13 +276,16 @@ impl<N: SimNode> Simulation<N> {
             })
             .collect();
         let net_spec = &scenario.network;
-        let net = Network::new(
+        let mut net = Network::new(
             n,
             derive_seed(seed, NETWORK_STREAM),
             net_spec.link(),
             net_spec.burst.clone(),
             net_spec.stream.clone(),
         );
+        if let Some(rate) = net_spec.bandwidth {
+            net.set_uplink(rate, net_spec.uplink_queue);
+        }
         let hosts = (0..n)
             .map(|_| Host {
                 status: Status::NotStarted,
@@ -630,8 +635,9 @@ impl<N: SimNode> Simulation<N> {
             self.net_counters.unroutable += 1;
             return;
         };
-        match self.net.datagram(self.now, from, j) {
+        match self.net.datagram(self.now, from, j, data.len()) {
             Fate::Cut => self.net_counters.cut += 1,
+            Fate::UplinkFull => self.net_counters.uplink_full += 1,
             Fate::Lost => self.net_counters.lost += 1,
             Fate::Delivered(at, dup) => {
                 if let Some(at2) = dup {

@@ -192,6 +192,11 @@ pub struct Network {
     cuts: Vec<(NodeBits, NodeBits)>,
     /// Stream timings.
     pub stream: StreamParams,
+    /// Each node's uplink: bytes per second and the longest backlog before datagrams are
+    /// dropped (a drop-tail queue). `None`: unlimited.
+    uplink: Option<(u64, Duration)>,
+    /// When each node's uplink is next free.
+    uplink_free: Vec<Instant>,
 }
 
 /// What happens to one datagram.
@@ -203,6 +208,8 @@ pub enum Fate {
     Lost,
     /// Delivered at the first instant, and a duplicate at the second if any.
     Delivered(Instant, Option<Instant>),
+    /// Dropped because the sender's uplink queue was full.
+    UplinkFull,
 }
 
 impl Network {
@@ -223,7 +230,37 @@ impl Network {
             component: vec![0; n],
             cuts: Vec::new(),
             stream,
+            uplink: None,
+            uplink_free: vec![Instant::ZERO; n],
         }
+    }
+
+    /// Limits every node's uplink to `bytes_per_sec`, queueing up to `max_backlog` of
+    /// traffic (rate limiting, as str0m-netem does per link; here per sender).
+    pub fn set_uplink(&mut self, bytes_per_sec: u64, max_backlog: Duration) {
+        self.uplink = (bytes_per_sec > 0).then_some((bytes_per_sec, max_backlog));
+    }
+
+    /// When the last byte of `len` bytes sent by `a` at `now` leaves its uplink, or `None`
+    /// if the backlog is full (`queue_always`: streams are never dropped, only late).
+    fn serialize(
+        &mut self,
+        now: Instant,
+        a: u32,
+        len: usize,
+        queue_always: bool,
+    ) -> Option<Instant> {
+        let Some((rate, max_backlog)) = self.uplink else {
+            return Some(now);
+        };
+        let free = &mut self.uplink_free[a as usize];
+        let start = (*free).max(now);
+        if !queue_always && start - now > max_backlog {
+            return None;
+        }
+        let nanos = (len as u128 * 1_000_000_000 / u128::from(rate)) as u64;
+        *free = start + Duration::from_nanos(nanos);
+        Some(*free)
     }
 
     /// Adds a per-link override for links from `from` to `to` (first match wins).
@@ -289,8 +326,12 @@ impl Network {
         p.latency + self.rng.duration_below(p.jitter)
     }
 
-    /// What happens to a datagram from `a` to `b` sent at `now`.
-    pub fn datagram(&mut self, now: Instant, a: u32, b: u32) -> Fate {
+    /// What happens to a datagram of `len` bytes from `a` to `b` sent at `now`.
+    pub fn datagram(&mut self, now: Instant, a: u32, b: u32, len: usize) -> Fate {
+        // The datagram leaves the sender's uplink first, whatever happens to it after.
+        let Some(sent) = self.serialize(now, a, len, false) else {
+            return Fate::UplinkFull;
+        };
         if !self.reachable(a, b) {
             return Fate::Cut;
         }
@@ -326,7 +367,7 @@ impl Network {
         if lost {
             return Fate::Lost;
         }
-        let mut at = now + latency + self.rng.duration_below(jitter);
+        let mut at = sent + latency + self.rng.duration_below(jitter);
         if self.rng.chance(reorder) {
             at += reorder_delay;
         }
@@ -338,15 +379,17 @@ impl Network {
         Fate::Delivered(at, dup)
     }
 
-    /// Delay of a stream frame from `a` to `b`: the link delay plus one retransmission
-    /// timeout for every loss the frame's segments suffer (TCP never loses, it is late).
-    pub fn frame_delay(&mut self, a: u32, b: u32) -> Duration {
+    /// Delay of a stream frame of `len` bytes from `a` to `b` sent at `now`: the uplink
+    /// queue, the link delay, and one retransmission timeout for every loss the frame's
+    /// segments suffer (TCP never loses, it is late).
+    pub fn frame_delay(&mut self, now: Instant, a: u32, b: u32, len: usize) -> Duration {
+        let sent = self.serialize(now, a, len, true).unwrap_or(now);
         let p = if self.rules.is_empty() {
             self.base.clone()
         } else {
             self.params(a, b)
         };
-        let mut d = p.latency + self.rng.duration_below(p.jitter);
+        let mut d = (sent - now) + p.latency + self.rng.duration_below(p.jitter);
         let mut tries = 0;
         while tries < 6 && self.rng.chance(p.loss) {
             d += self.stream.retransmit_timeout * (1 << tries);
@@ -367,6 +410,33 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slow_uplink_queues_then_drops() {
+        let base = LinkParams {
+            jitter: Duration::ZERO,
+            ..LinkParams::default()
+        };
+        let mut net = Network::new(2, 1, base, None, StreamParams::default());
+        // 1,000 bytes per second, at most 2 s of backlog.
+        net.set_uplink(1000, Duration::from_secs(2));
+        let t0 = Instant::ZERO;
+        let mut fates = Vec::new();
+        for _ in 0..4 {
+            fates.push(net.datagram(t0, 0, 1, 1000));
+        }
+        let ms = |v| t0 + Duration::from_millis(v);
+        assert_eq!(fates[0], Fate::Delivered(ms(1002), None));
+        assert_eq!(fates[1], Fate::Delivered(ms(2002), None));
+        assert_eq!(fates[2], Fate::Delivered(ms(3002), None));
+        assert_eq!(
+            fates[3],
+            Fate::UplinkFull,
+            "3 s of backlog is over the limit"
+        );
+        // Streams queue behind, never dropped.
+        assert_eq!(net.frame_delay(t0, 0, 1, 500), Duration::from_millis(3502));
+    }
 
     #[test]
     fn partitions_and_one_way_cuts() {
@@ -392,7 +462,7 @@ mod tests {
         };
         let mut net = Network::new(2, 9, base, None, StreamParams::default());
         let lost = (0..20_000)
-            .filter(|_| net.datagram(Instant::ZERO, 0, 1) == Fate::Lost)
+            .filter(|_| net.datagram(Instant::ZERO, 0, 1, 100) == Fate::Lost)
             .count();
         let rate = lost as f64 / 20_000.0;
         assert!((rate - 0.3).abs() < 0.02, "{rate}");
@@ -414,7 +484,7 @@ mod tests {
             StreamParams::default(),
         );
         let fates: Vec<bool> = (0..50_000)
-            .map(|_| net.datagram(Instant::ZERO, 0, 1) == Fate::Lost)
+            .map(|_| net.datagram(Instant::ZERO, 0, 1, 100) == Fate::Lost)
             .collect();
         let losses = fates.iter().filter(|&&l| l).count() as f64;
         // Stationary share of the bad state: p_enter / (p_enter + p_exit) = 1/11.

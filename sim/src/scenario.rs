@@ -259,6 +259,13 @@ pub struct NetworkSpec {
     /// Most datagrams queued for a slow or paused node before more are dropped (its
     /// socket buffer).
     pub inbox_limit: usize,
+    /// Each node's uplink in bytes per second (datagrams and stream frames queue behind
+    /// each other). Unset: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<u64>,
+    /// The longest backlog an uplink queues before it drops datagrams.
+    #[serde(with = "duration")]
+    pub uplink_queue: Duration,
 }
 
 impl Default for NetworkSpec {
@@ -275,6 +282,8 @@ impl Default for NetworkSpec {
             stream: StreamParams::default(),
             links: Vec::new(),
             inbox_limit: 4096,
+            bandwidth: None,
+            uplink_queue: Duration::from_secs(1),
         }
     }
 }

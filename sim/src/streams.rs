@@ -119,7 +119,7 @@ impl<N: SimNode> Simulation<N> {
             self.break_conn(conn_id);
             return;
         }
-        let d = self.net.frame_delay(i, peer);
+        let d = self.net.frame_delay(self.now, i, peer, data.len());
         let conn = self
             .streams
             .conns

@@ -53,6 +53,7 @@ fn every_catalogue_file_parses_and_is_tested() {
         "join-storm",
         "loss-10pct",
         "loss-30pct",
+        "low-bandwidth",
         "mass-restart",
         "one-way-partition",
         "partition-50-50",
@@ -99,6 +100,11 @@ fn loss_10pct() {
 #[test]
 fn loss_30pct() {
     check("loss-30pct", None);
+}
+
+#[test]
+fn low_bandwidth() {
+    check("low-bandwidth", None);
 }
 
 #[test]
