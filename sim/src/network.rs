@@ -1,0 +1,496 @@
+//! The network model: per-link latency and jitter, random and bursty loss, duplication,
+//! reordering, partitions (groups and one-way cuts), and the stream timings.
+//!
+//! Modelled after str0m-netem's sans-IO link (rust-anchors §6.4), in virtual time. All
+//! randomness comes from one seeded [`NodeRng`], drawn in a fixed order per packet, so a
+//! run is a pure function of the scenario and the seed.
+//!
+//! Bursty loss is a Gilbert–Elliott chain kept per *destination* node (a congested access
+//! link), not per pair, so memory stays linear in the number of nodes.
+
+use crate::duration;
+use core::time::Duration;
+use serde::{Deserialize, Serialize};
+use serf_proto::{Instant, NodeRng};
+
+/// Delay, loss and duplication of a link. Every field has a default; overrides in
+/// `[[network.links]]` replace only the fields they set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkParams {
+    /// One-way base latency.
+    #[serde(with = "duration")]
+    pub latency: Duration,
+    /// Extra delay drawn uniformly in `[0, jitter)` per packet (reorders packets that are
+    /// sent closer together than the jitter).
+    #[serde(with = "duration")]
+    pub jitter: Duration,
+    /// Probability that a datagram is lost (independently).
+    pub loss: f64,
+    /// Probability that a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Probability that a datagram is held back by `reorder_delay` (reordering).
+    pub reorder: f64,
+    /// Delay of a reordered datagram.
+    #[serde(with = "duration")]
+    pub reorder_delay: Duration,
+}
+
+impl Default for LinkParams {
+    fn default() -> Self {
+        LinkParams {
+            latency: Duration::from_millis(2),
+            jitter: Duration::from_millis(1),
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            reorder_delay: Duration::from_millis(20),
+        }
+    }
+}
+
+/// Overrides for the links between two node sets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkOverride {
+    /// See [`LinkParams::latency`].
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub latency: Option<Duration>,
+    /// See [`LinkParams::jitter`].
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub jitter: Option<Duration>,
+    /// See [`LinkParams::loss`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// See [`LinkParams::duplicate`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<f64>,
+    /// See [`LinkParams::reorder`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<f64>,
+}
+
+impl LinkOverride {
+    /// `base` with the fields set here replaced.
+    pub fn apply(&self, base: &LinkParams) -> LinkParams {
+        LinkParams {
+            latency: self.latency.unwrap_or(base.latency),
+            jitter: self.jitter.unwrap_or(base.jitter),
+            loss: self.loss.unwrap_or(base.loss),
+            duplicate: self.duplicate.unwrap_or(base.duplicate),
+            reorder: self.reorder.unwrap_or(base.reorder),
+            reorder_delay: base.reorder_delay,
+        }
+    }
+}
+
+/// Gilbert–Elliott bursty loss: a two-state chain (good, bad) advanced on every datagram
+/// to a node; each state has its own loss probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Burst {
+    /// Probability of moving from good to bad, per datagram.
+    pub p_enter: f64,
+    /// Probability of moving from bad back to good, per datagram (mean burst length is
+    /// `1 / p_exit` datagrams).
+    pub p_exit: f64,
+    /// Loss probability in the bad state.
+    pub loss_bad: f64,
+    /// Loss probability in the good state (on top of the link's own `loss`).
+    pub loss_good: f64,
+}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Burst {
+            p_enter: 0.0,
+            p_exit: 0.3,
+            loss_bad: 0.5,
+            loss_good: 0.0,
+        }
+    }
+}
+
+/// How streams (TCP) behave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamParams {
+    /// A connect to an unreachable host (partitioned, crashed) fails after this.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// An established stream cut by a partition or a crash fails after this (the
+    /// retransmission timeout of a real TCP stack, shortened).
+    #[serde(with = "duration")]
+    pub break_timeout: Duration,
+    /// Each datagram-loss event on a stream frame delays it by this (a retransmission).
+    #[serde(with = "duration")]
+    pub retransmit_timeout: Duration,
+}
+
+impl Default for StreamParams {
+    fn default() -> Self {
+        StreamParams {
+            connect_timeout: Duration::from_secs(3),
+            break_timeout: Duration::from_secs(5),
+            retransmit_timeout: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A fixed-size set of node indices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeBits(Vec<u64>);
+
+impl NodeBits {
+    /// The set of `nodes` out of `n`.
+    pub fn from_nodes(n: usize, nodes: &[u32]) -> Self {
+        let mut b = NodeBits(vec![0; n.div_ceil(64)]);
+        for &i in nodes {
+            b.insert(i);
+        }
+        b
+    }
+
+    /// Adds a node.
+    pub fn insert(&mut self, i: u32) {
+        let (w, b) = ((i / 64) as usize, i % 64);
+        if w < self.0.len() {
+            self.0[w] |= 1 << b;
+        }
+    }
+
+    /// Whether `i` is in the set.
+    #[inline]
+    pub fn contains(&self, i: u32) -> bool {
+        self.0
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// The network: link parameters, partitions, and the network's RNG.
+#[derive(Debug)]
+pub struct Network {
+    rng: NodeRng,
+    /// The default link.
+    pub base: LinkParams,
+    /// Bursty loss, if any.
+    pub burst: Option<Burst>,
+    burst_bad: Vec<bool>,
+    rules: Vec<(NodeBits, NodeBits, LinkOverride)>,
+    /// Partition component of each node: nodes in different components cannot talk.
+    component: Vec<u32>,
+    /// One-way cuts: nothing from the first set reaches the second.
+    cuts: Vec<(NodeBits, NodeBits)>,
+    /// Stream timings.
+    pub stream: StreamParams,
+    /// Each node's uplink: bytes per second and the longest backlog before datagrams are
+    /// dropped (a drop-tail queue). `None`: unlimited.
+    uplink: Option<(u64, Duration)>,
+    /// When each node's uplink is next free.
+    uplink_free: Vec<Instant>,
+}
+
+/// What happens to one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Dropped by a partition.
+    Cut,
+    /// Lost.
+    Lost,
+    /// Delivered at the first instant, and a duplicate at the second if any.
+    Delivered(Instant, Option<Instant>),
+    /// Dropped because the sender's uplink queue was full.
+    UplinkFull,
+}
+
+impl Network {
+    /// A fully connected network of `n` nodes.
+    pub fn new(
+        n: usize,
+        seed: u64,
+        base: LinkParams,
+        burst: Option<Burst>,
+        stream: StreamParams,
+    ) -> Self {
+        Network {
+            rng: NodeRng::new(seed),
+            base,
+            burst,
+            burst_bad: vec![false; n],
+            rules: Vec::new(),
+            component: vec![0; n],
+            cuts: Vec::new(),
+            stream,
+            uplink: None,
+            uplink_free: vec![Instant::ZERO; n],
+        }
+    }
+
+    /// Limits every node's uplink to `bytes_per_sec`, queueing up to `max_backlog` of
+    /// traffic (rate limiting, as str0m-netem does per link; here per sender).
+    pub fn set_uplink(&mut self, bytes_per_sec: u64, max_backlog: Duration) {
+        self.uplink = (bytes_per_sec > 0).then_some((bytes_per_sec, max_backlog));
+    }
+
+    /// When the last byte of `len` bytes sent by `a` at `now` leaves its uplink, or `None`
+    /// if the backlog is full (`queue_always`: streams are never dropped, only late).
+    fn serialize(
+        &mut self,
+        now: Instant,
+        a: u32,
+        len: usize,
+        queue_always: bool,
+    ) -> Option<Instant> {
+        let Some((rate, max_backlog)) = self.uplink else {
+            return Some(now);
+        };
+        let free = &mut self.uplink_free[a as usize];
+        let start = (*free).max(now);
+        if !queue_always && start - now > max_backlog {
+            return None;
+        }
+        let nanos = (len as u128 * 1_000_000_000 / u128::from(rate)) as u64;
+        *free = start + Duration::from_nanos(nanos);
+        Some(*free)
+    }
+
+    /// Adds a per-link override for links from `from` to `to` (first match wins).
+    pub fn add_rule(&mut self, from: NodeBits, to: NodeBits, o: LinkOverride) {
+        self.rules.push((from, to, o));
+    }
+
+    /// Splits the network: each group becomes its own component; nodes in no group form
+    /// one more component.
+    pub fn partition(&mut self, groups: &[Vec<u32>]) {
+        for c in self.component.iter_mut() {
+            *c = 0;
+        }
+        for (g, nodes) in groups.iter().enumerate() {
+            for &i in nodes {
+                if let Some(c) = self.component.get_mut(i as usize) {
+                    *c = g as u32 + 1;
+                }
+            }
+        }
+    }
+
+    /// Cuts every link from `from` to `to`, one way.
+    pub fn cut(&mut self, from: NodeBits, to: NodeBits) {
+        self.cuts.push((from, to));
+    }
+
+    /// Removes every partition and cut.
+    pub fn heal(&mut self) {
+        for c in self.component.iter_mut() {
+            *c = 0;
+        }
+        self.cuts.clear();
+    }
+
+    /// Whether any partition or cut is in force.
+    pub fn is_split(&self) -> bool {
+        !self.cuts.is_empty() || self.component.iter().any(|&c| c != 0)
+    }
+
+    /// Whether `a` can reach `b` now.
+    #[inline]
+    pub fn reachable(&self, a: u32, b: u32) -> bool {
+        self.component[a as usize] == self.component[b as usize]
+            && !self
+                .cuts
+                .iter()
+                .any(|(f, t)| f.contains(a) && t.contains(b))
+    }
+
+    fn params(&self, a: u32, b: u32) -> LinkParams {
+        for (f, t, o) in &self.rules {
+            if f.contains(a) && t.contains(b) {
+                return o.apply(&self.base);
+            }
+        }
+        self.base.clone()
+    }
+
+    /// One-way delay of a packet from `a` to `b` (latency plus jitter).
+    pub fn delay(&mut self, a: u32, b: u32) -> Duration {
+        let p = self.params(a, b);
+        p.latency + self.rng.duration_below(p.jitter)
+    }
+
+    /// What happens to a datagram of `len` bytes from `a` to `b` sent at `now`.
+    pub fn datagram(&mut self, now: Instant, a: u32, b: u32, len: usize) -> Fate {
+        // The datagram leaves the sender's uplink first, whatever happens to it after.
+        let Some(sent) = self.serialize(now, a, len, false) else {
+            return Fate::UplinkFull;
+        };
+        if !self.reachable(a, b) {
+            return Fate::Cut;
+        }
+        let p = if self.rules.is_empty() {
+            None
+        } else {
+            Some(self.params(a, b))
+        };
+        let p = p.as_ref().unwrap_or(&self.base);
+        let (latency, jitter, loss, duplicate, reorder, reorder_delay) = (
+            p.latency,
+            p.jitter,
+            p.loss,
+            p.duplicate,
+            p.reorder,
+            p.reorder_delay,
+        );
+        let mut lost = self.rng.chance(loss);
+        if let Some(burst) = &self.burst {
+            let bad = &mut self.burst_bad[b as usize];
+            *bad = if *bad {
+                !self.rng.chance(burst.p_exit)
+            } else {
+                self.rng.chance(burst.p_enter)
+            };
+            let p = if *bad {
+                burst.loss_bad
+            } else {
+                burst.loss_good
+            };
+            lost |= self.rng.chance(p);
+        }
+        if lost {
+            return Fate::Lost;
+        }
+        let mut at = sent + latency + self.rng.duration_below(jitter);
+        if self.rng.chance(reorder) {
+            at += reorder_delay;
+        }
+        let dup = self.rng.chance(duplicate).then(|| {
+            at + self
+                .rng
+                .duration_below(jitter.max(Duration::from_micros(10)))
+        });
+        Fate::Delivered(at, dup)
+    }
+
+    /// Delay of a stream frame of `len` bytes from `a` to `b` sent at `now`: the uplink
+    /// queue, the link delay, and one retransmission timeout for every loss the frame's
+    /// segments suffer (TCP never loses, it is late).
+    pub fn frame_delay(&mut self, now: Instant, a: u32, b: u32, len: usize) -> Duration {
+        let sent = self.serialize(now, a, len, true).unwrap_or(now);
+        let p = if self.rules.is_empty() {
+            self.base.clone()
+        } else {
+            self.params(a, b)
+        };
+        let mut d = (sent - now) + p.latency + self.rng.duration_below(p.jitter);
+        let mut tries = 0;
+        while tries < 6 && self.rng.chance(p.loss) {
+            d += self.stream.retransmit_timeout * (1 << tries);
+            tries += 1;
+        }
+        d
+    }
+
+    /// A uniformly random duration in `[lo, hi]`, from the network's RNG.
+    pub fn uniform(&mut self, lo: Duration, hi: Duration) -> Duration {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.rng.duration_below(hi - lo)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_uplink_queues_then_drops() {
+        let base = LinkParams {
+            jitter: Duration::ZERO,
+            ..LinkParams::default()
+        };
+        let mut net = Network::new(2, 1, base, None, StreamParams::default());
+        // 1,000 bytes per second, at most 2 s of backlog.
+        net.set_uplink(1000, Duration::from_secs(2));
+        let t0 = Instant::ZERO;
+        let mut fates = Vec::new();
+        for _ in 0..4 {
+            fates.push(net.datagram(t0, 0, 1, 1000));
+        }
+        let ms = |v| t0 + Duration::from_millis(v);
+        assert_eq!(fates[0], Fate::Delivered(ms(1002), None));
+        assert_eq!(fates[1], Fate::Delivered(ms(2002), None));
+        assert_eq!(fates[2], Fate::Delivered(ms(3002), None));
+        assert_eq!(
+            fates[3],
+            Fate::UplinkFull,
+            "3 s of backlog is over the limit"
+        );
+        // Streams queue behind, never dropped.
+        assert_eq!(net.frame_delay(t0, 0, 1, 500), Duration::from_millis(3502));
+    }
+
+    #[test]
+    fn partitions_and_one_way_cuts() {
+        let mut net = Network::new(4, 1, LinkParams::default(), None, StreamParams::default());
+        assert!(net.reachable(0, 3));
+        net.partition(&[vec![0, 1], vec![2, 3]]);
+        assert!(net.reachable(0, 1));
+        assert!(!net.reachable(0, 2));
+        assert!(!net.reachable(3, 1));
+        net.heal();
+        net.cut(NodeBits::from_nodes(4, &[0]), NodeBits::from_nodes(4, &[1]));
+        assert!(!net.reachable(0, 1));
+        assert!(net.reachable(1, 0));
+        net.heal();
+        assert!(!net.is_split());
+    }
+
+    #[test]
+    fn loss_rate_is_close_to_configured() {
+        let base = LinkParams {
+            loss: 0.3,
+            ..LinkParams::default()
+        };
+        let mut net = Network::new(2, 9, base, None, StreamParams::default());
+        let lost = (0..20_000)
+            .filter(|_| net.datagram(Instant::ZERO, 0, 1, 100) == Fate::Lost)
+            .count();
+        let rate = lost as f64 / 20_000.0;
+        assert!((rate - 0.3).abs() < 0.02, "{rate}");
+    }
+
+    #[test]
+    fn bursts_cluster_losses() {
+        let burst = Burst {
+            p_enter: 0.02,
+            p_exit: 0.2,
+            loss_bad: 1.0,
+            loss_good: 0.0,
+        };
+        let mut net = Network::new(
+            2,
+            3,
+            LinkParams::default(),
+            Some(burst),
+            StreamParams::default(),
+        );
+        let fates: Vec<bool> = (0..50_000)
+            .map(|_| net.datagram(Instant::ZERO, 0, 1, 100) == Fate::Lost)
+            .collect();
+        let losses = fates.iter().filter(|&&l| l).count() as f64;
+        // Stationary share of the bad state: p_enter / (p_enter + p_exit) = 1/11.
+        assert!((losses / 50_000.0 - 1.0 / 11.0).abs() < 0.02);
+        // Losses come in runs: P(loss | previous lost) is far above the average rate.
+        let after_loss = fates.windows(2).filter(|w| w[0] && w[1]).count() as f64;
+        assert!(after_loss / losses > 0.7);
+    }
+}

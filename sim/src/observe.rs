@@ -1,0 +1,273 @@
+//! What the engine observes after each step: the per-step invariants, the member events
+//! nodes report (view tracking, false positives, detection, deliveries), samples, and the
+//! convergence deadline.
+
+use crate::engine::{Ev, Simulation, Status, index_of_name};
+use crate::node::{SimEvent, SimNode};
+use crate::report::Violation;
+
+impl<N: SimNode> Simulation<N> {
+    /// Invariants and measurements that need the node just stepped.
+    pub(crate) fn after_step(&mut self, i: u32) {
+        let Some(node) = self.nodes[i as usize].as_ref() else {
+            return;
+        };
+        let inv = &self.scenario.invariants;
+        let h = &mut self.hosts[i as usize];
+        if inv.incarnations {
+            let inc = node.incarnation();
+            if inc < h.last_incarnation {
+                let msg = format!(
+                    "node {i}'s own incarnation went backwards: {} -> {inc}",
+                    h.last_incarnation
+                );
+                self.violate(Some(i), "incarnations", msg);
+                return;
+            }
+            h.last_incarnation = inc;
+        }
+        let c = node.counters();
+        if inv.queues && (c.queue_depth > c.queue_limit || c.members > c.members_limit) {
+            let msg = format!(
+                "node {i} exceeds a bound: broadcast queue {} (limit {}), members {} (limit {})",
+                c.queue_depth, c.queue_limit, c.members, c.members_limit
+            );
+            self.violate(Some(i), "queues", msg);
+            return;
+        }
+        let h = &mut self.hosts[i as usize];
+        if c.suspicions != h.last_suspicions {
+            h.last_suspicions = c.suspicions;
+            if !self.rec.unsuspected.is_empty() {
+                let suspects: Vec<u32> = self
+                    .rec
+                    .unsuspected
+                    .iter()
+                    .copied()
+                    .filter(|&s| {
+                        node.member(&self.specs[s as usize].name)
+                            .is_some_and(|m| m.state == crate::node::MemberState::Suspect)
+                    })
+                    .collect();
+                for s in suspects {
+                    self.rec.suspected(s, self.now);
+                }
+            }
+        }
+        self.note_agreement();
+    }
+
+    /// Records a change of the cluster's agreement.
+    pub(crate) fn note_agreement(&mut self) {
+        let agreed = self.views.agreed();
+        if agreed != self.agreed {
+            self.agreed = agreed;
+            self.rec.agreement_changed(self.now, agreed);
+        }
+    }
+
+    pub(crate) fn violate(&mut self, node: Option<u32>, kind: &str, message: String) {
+        self.violations.push(Violation {
+            at: self.now.as_duration().as_secs_f64(),
+            node,
+            kind: kind.to_string(),
+            message,
+        });
+    }
+
+    pub(crate) fn on_event(&mut self, i: u32, e: SimEvent) {
+        let now = self.now;
+        self.trace.word(now.as_nanos());
+        match e {
+            SimEvent::Member {
+                name,
+                incarnation,
+                change,
+            } => {
+                let Some(s) = index_of_name(name.as_str(), self.hosts.len()) else {
+                    return;
+                };
+                self.trace
+                    .word(2 | u64::from(i) << 8 | u64::from(s) << 36 | (change as u64) << 60);
+                self.trace.word(u64::from(incarnation));
+                if let Some(msg) = self.views.member_event(i, s, change, incarnation, now) {
+                    let kind = if msg.starts_with("resurrection") {
+                        "resurrection"
+                    } else {
+                        "incarnations"
+                    };
+                    self.violate(Some(i), kind, msg);
+                }
+                use crate::node::Change;
+                if change == Change::Failed && self.hosts[i as usize].running() {
+                    let subject = &self.hosts[s as usize];
+                    if subject.status == Status::Up {
+                        if self.net.is_split() {
+                            self.rec.fp_partitioned += 1;
+                        } else if subject.ever_impaired {
+                            self.rec.fp_slow += 1;
+                            self.rec.fp_slow_distinct.insert((s, incarnation));
+                        } else {
+                            self.rec.fp_healthy += 1;
+                            self.rec.fp_healthy_distinct.insert((s, incarnation));
+                        }
+                    } else {
+                        let remaining = self.views.alive_in(s);
+                        self.rec.failed(s, now, remaining);
+                    }
+                } else if change == Change::Left && self.hosts[s as usize].status != Status::Up {
+                    let remaining = self.views.alive_in(s);
+                    self.rec.views_dropped(s, now, remaining);
+                }
+            }
+            SimEvent::UserEvent { id } => {
+                self.trace.word(3 | u64::from(i) << 8);
+                self.trace.word(id);
+                self.rec.received(false, id, i, now);
+            }
+            SimEvent::QueryReceived { id } => {
+                self.trace.word(4 | u64::from(i) << 8);
+                self.trace.word(id);
+                self.rec.received(true, id, i, now);
+            }
+            SimEvent::QueryResponse { id, from } => {
+                self.trace.word(5 | u64::from(i) << 8);
+                self.trace.word(id);
+                if let Some(f) = index_of_name(from.as_str(), self.hosts.len()) {
+                    self.rec.responded(id, f, now);
+                }
+            }
+            SimEvent::JoinDone { ok } => {
+                self.trace.word(6 | u64::from(i) << 8 | u64::from(ok) << 40);
+                if ok {
+                    self.rec.joins_ok += 1;
+                } else {
+                    self.rec.joins_failed += 1;
+                }
+            }
+            SimEvent::LeaveDone => {
+                self.trace.word(7 | u64::from(i) << 8);
+                if self.hosts[i as usize].status == Status::Leaving {
+                    self.pending_shutdown.push(i);
+                }
+            }
+            SimEvent::NameConflict => {
+                self.trace.word(8 | u64::from(i) << 8);
+                self.rec.name_conflicts += 1;
+            }
+        }
+    }
+
+    pub(crate) fn sample(&mut self) {
+        let mut counts: Vec<u32> = Vec::with_capacity(self.hosts.len());
+        for (i, h) in self.hosts.iter().enumerate() {
+            if h.status == Status::Up
+                && let Some(n) = &self.nodes[i]
+            {
+                counts.push(n.num_alive() as u32);
+            }
+        }
+        let views = self
+            .plotted
+            .iter()
+            .map(|&i| {
+                self.nodes[i as usize]
+                    .as_ref()
+                    .filter(|_| self.hosts[i as usize].status == Status::Up)
+                    .map_or(0, |n| n.num_alive() as u32)
+            })
+            .collect();
+        counts.sort_unstable();
+        let (min, median, max) = match counts.len() {
+            0 => (0, 0, 0),
+            k => (counts[0], counts[k / 2], counts[k - 1]),
+        };
+        self.rec.samples.push(crate::measure::Sample {
+            t: self.now.as_duration().as_secs_f64(),
+            up: self.views.up_count(),
+            min,
+            median,
+            max,
+            views,
+        });
+    }
+
+    /// A fault or membership action happened: a new quiet period starts, and with it the
+    /// convergence deadline.
+    pub(crate) fn disturbed(&mut self) {
+        self.epoch += 1;
+        self.last_disturbance = self.now;
+        self.rec.epochs.push((self.now, None));
+        if self.views.agreed() {
+            self.rec.agreement_changed(self.now, true);
+        }
+        if self.scenario.invariants.convergence {
+            let at = self.now + self.deadline;
+            if at <= self.end {
+                self.push(at, Ev::ConvergenceCheck { epoch: self.epoch });
+            }
+        }
+    }
+
+    /// Whether a fault is in force (then convergence is not expected).
+    pub(crate) fn faults_active(&self) -> bool {
+        let now = self.now;
+        self.net.is_split() || self.hosts.iter().any(|h| h.running() && h.impaired(now))
+    }
+
+    pub(crate) fn check_convergence(&mut self, epoch: u64) {
+        if epoch != self.epoch || self.faults_active() {
+            return;
+        }
+        let since = self.last_disturbance;
+        if self.rec.agreed_within(since, self.now).is_some() {
+            return;
+        }
+        let detail = match self.views.first_disagreement() {
+            Some((s, alive_in, up)) => format!(
+                "e.g. node {s} ({}) is a member in {alive_in} of {} live views",
+                if up { "up" } else { "down" },
+                self.views.up_count()
+            ),
+            None => String::new(),
+        };
+        let msg = format!(
+            "no agreement by the convergence deadline: {} members disagree {:.0}s after the last \
+             fault at {since} (deadline {:.0}s); {detail}",
+            self.views.disagreeing(),
+            (self.now - since).as_secs_f64(),
+            self.deadline.as_secs_f64()
+        );
+        self.violate(None, "convergence", msg);
+    }
+
+    /// Folds an action into the trace.
+    pub(crate) fn trace_op(&mut self, code: u64, nodes: &[u32]) {
+        self.trace.word(self.now.as_nanos());
+        self.trace.word(11 | code << 8);
+        for &n in nodes {
+            self.trace.word(u64::from(n));
+        }
+    }
+
+    /// Recounts every live view from the nodes' own member tables and compares with the
+    /// incremental counts the invariants use. O(n²): for tests.
+    pub fn verify_views(&self) -> Result<(), String> {
+        let n = self.hosts.len() as u32;
+        for s in 0..n {
+            let name = &self.specs[s as usize].name;
+            let counted = (0..n)
+                .filter(|&o| self.hosts[o as usize].status == Status::Up)
+                .filter_map(|o| self.nodes[o as usize].as_ref())
+                .filter(|node| node.member(name).is_some_and(|m| m.state.is_member()))
+                .count() as u32;
+            if counted != self.views.alive_in(s) {
+                return Err(format!(
+                    "node {s}: member in {counted} live views, tracked {}",
+                    self.views.alive_in(s)
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,491 @@
+//! The scenario's timeline as primitive operations, and node-set resolution.
+
+use crate::engine::{Ev, Simulation, Status, addr_of};
+use crate::network::{LinkOverride, LinkParams, NodeBits};
+use crate::node::SimNode;
+use crate::scenario::{ActionKind, NodeSet};
+use core::time::Duration;
+use serf_proto::Instant;
+
+/// One primitive operation at one instant.
+#[derive(Debug, Clone)]
+pub(crate) struct Op {
+    pub kind: OpKind,
+    /// Remember the chosen nodes under this name.
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum OpKind {
+    Start {
+        nodes: NodeSet,
+        seeds: Option<NodeSet>,
+        keep_state: bool,
+        rejoin: bool,
+    },
+    Crash {
+        nodes: NodeSet,
+    },
+    Restart {
+        nodes: NodeSet,
+        downtime: Duration,
+        keep_state: bool,
+        rejoin: bool,
+        seeds: Option<NodeSet>,
+    },
+    Up {
+        nodes: Vec<u32>,
+        keep_state: bool,
+        rejoin: bool,
+        seeds: Option<NodeSet>,
+    },
+    RollingRestart {
+        nodes: NodeSet,
+        every: Duration,
+        downtime: Duration,
+        keep_state: bool,
+        rejoin: bool,
+        seeds: Option<NodeSet>,
+    },
+    Pause {
+        nodes: NodeSet,
+        lasts: Duration,
+    },
+    Slow {
+        nodes: NodeSet,
+        delay: (Duration, Duration),
+        lasts: Option<Duration>,
+    },
+    Unslow {
+        nodes: Vec<u32>,
+    },
+    Leave {
+        nodes: NodeSet,
+    },
+    Join {
+        nodes: NodeSet,
+        seeds: Option<NodeSet>,
+    },
+    Partition {
+        groups: Vec<NodeSet>,
+        lasts: Option<Duration>,
+    },
+    OneWay {
+        from: NodeSet,
+        to: NodeSet,
+        lasts: Option<Duration>,
+    },
+    Heal,
+    Network {
+        link: LinkOverride,
+        lasts: Option<Duration>,
+    },
+    NetworkRestore {
+        link: LinkParams,
+    },
+    UserEvent {
+        from: NodeSet,
+    },
+    Query {
+        from: NodeSet,
+    },
+}
+
+impl<N: SimNode> Simulation<N> {
+    /// Turns the bootstrap and the actions into scheduled operations.
+    pub(crate) fn plan(&mut self) -> Result<(), String> {
+        let n = self.hosts.len();
+        let b = self.scenario.bootstrap.clone();
+        if b.start_all {
+            for i in 0..n {
+                let at = Instant::from_duration(b.spread.mul_f64(i as f64 / n as f64));
+                self.add_op(
+                    at,
+                    OpKind::Start {
+                        nodes: NodeSet::List(vec![i as u32]),
+                        seeds: None,
+                        keep_state: false,
+                        rejoin: true,
+                    },
+                    None,
+                );
+            }
+        }
+        for a in self.scenario.actions.clone() {
+            let at = Instant::from_duration(a.at);
+            let nodes = a.nodes.clone().unwrap_or(NodeSet::All);
+            let rejoin = a.rejoin.unwrap_or(true);
+            let downtime = a.downtime.unwrap_or(Duration::from_secs(10));
+            let kind = match a.kind {
+                ActionKind::Start => OpKind::Start {
+                    nodes,
+                    seeds: a.seeds.clone(),
+                    keep_state: a.keep_state,
+                    rejoin,
+                },
+                ActionKind::Crash => OpKind::Crash { nodes },
+                ActionKind::Restart => OpKind::Restart {
+                    nodes,
+                    downtime,
+                    keep_state: a.keep_state,
+                    rejoin,
+                    seeds: a.seeds.clone(),
+                },
+                ActionKind::RollingRestart => OpKind::RollingRestart {
+                    nodes,
+                    every: a.every.ok_or("rolling_restart needs `every`")?,
+                    downtime,
+                    keep_state: a.keep_state,
+                    rejoin,
+                    seeds: a.seeds.clone(),
+                },
+                ActionKind::Pause => OpKind::Pause {
+                    nodes,
+                    lasts: a.lasts.ok_or("pause needs `for`")?,
+                },
+                ActionKind::Slow => OpKind::Slow {
+                    nodes,
+                    delay: a.delay.ok_or("slow needs `delay`")?,
+                    lasts: a.lasts,
+                },
+                ActionKind::Leave => OpKind::Leave { nodes },
+                ActionKind::Join => OpKind::Join {
+                    nodes,
+                    seeds: a.seeds.clone(),
+                },
+                ActionKind::Partition => OpKind::Partition {
+                    groups: a.groups.clone().unwrap_or_default(),
+                    lasts: a.lasts,
+                },
+                ActionKind::OneWay => OpKind::OneWay {
+                    from: a.from.clone().ok_or("one_way needs `from`")?,
+                    to: a.to.clone().ok_or("one_way needs `to`")?,
+                    lasts: a.lasts,
+                },
+                ActionKind::Heal => OpKind::Heal,
+                ActionKind::Network => OpKind::Network {
+                    link: a.link(),
+                    lasts: a.lasts,
+                },
+                ActionKind::UserEvents | ActionKind::Queries => {
+                    let count = a.count.unwrap_or(1);
+                    let every = a.every.unwrap_or(Duration::from_millis(100));
+                    for k in 0..count {
+                        let from = nodes.clone();
+                        let kind = if a.kind == ActionKind::UserEvents {
+                            OpKind::UserEvent { from }
+                        } else {
+                            OpKind::Query { from }
+                        };
+                        self.add_op(at + every.saturating_mul(k as u32), kind, None);
+                    }
+                    continue;
+                }
+            };
+            self.add_op(at, kind, a.label.clone());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn add_op(&mut self, at: Instant, kind: OpKind, label: Option<String>) {
+        let i = self.ops.len();
+        self.ops.push(Op { kind, label });
+        self.push(at, Ev::Op(i));
+    }
+
+    /// The nodes of `set` for which `eligible` holds. Random picks exclude the seeds.
+    pub(crate) fn resolve(&mut self, set: &NodeSet, eligible: impl Fn(u32) -> bool) -> Vec<u32> {
+        let n = self.hosts.len();
+        let seeds = self.scenario.bootstrap.seeds.min(n);
+        let mut out: Vec<u32> = match set {
+            NodeSet::All => (0..n as u32).collect(),
+            NodeSet::Seeds => (0..seeds as u32).collect(),
+            NodeSet::List(v) => v.iter().copied().filter(|&i| (i as usize) < n).collect(),
+            NodeSet::Range(a, b) => (a.of(n).min(n) as u32..b.of(n).min(n) as u32).collect(),
+            NodeSet::Group(g) => self.groups.get(g).cloned().unwrap_or_default(),
+            NodeSet::Label(l) => self.labels.get(l).cloned().unwrap_or_default(),
+            NodeSet::Random(k) => {
+                let mut pool: Vec<u32> =
+                    (seeds as u32..n as u32).filter(|&i| eligible(i)).collect();
+                let k = k.of(n).min(pool.len());
+                // Partial Fisher–Yates with the scenario's RNG.
+                for j in 0..k {
+                    let r = j + self.rng.index(pool.len() - j);
+                    pool.swap(j, r);
+                }
+                pool.truncate(k);
+                pool.sort_unstable();
+                pool
+            }
+        };
+        out.retain(|&i| eligible(i));
+        out
+    }
+
+    fn seed_addrs(&mut self, i: u32, seeds: &Option<NodeSet>) -> Vec<core::net::SocketAddr> {
+        let set = seeds.clone().unwrap_or(NodeSet::Seeds);
+        self.resolve(&set, |_| true)
+            .into_iter()
+            .filter(|&s| s != i)
+            .map(addr_of)
+            .collect()
+    }
+
+    fn join(&mut self, i: u32, seeds: &Option<NodeSet>) {
+        let mut addrs = self.seed_addrs(i, seeds);
+        if seeds.is_none() && (i as usize) < self.scenario.bootstrap.seeds {
+            // A seed joins the seeds started before it; the first seed is alone.
+            addrs.retain(|a| crate::engine::index_of(*a, self.hosts.len()).is_some_and(|s| s < i));
+        }
+        if addrs.is_empty() {
+            return;
+        }
+        let now = self.now;
+        if let Some(node) = self.nodes[i as usize].as_mut() {
+            node.join(now, &addrs);
+            self.drain(i);
+        }
+    }
+
+    fn up_or_fail(&mut self, i: u32, keep_state: bool) -> bool {
+        match self.start(i, keep_state) {
+            Ok(()) => true,
+            Err(e) => {
+                self.violate(Some(i), "start", format!("node {i} failed to start: {e}"));
+                false
+            }
+        }
+    }
+
+    pub(crate) fn fire_op(&mut self, idx: usize) {
+        let op = self.ops[idx].clone();
+        let now = self.now;
+        let running = |s: &Self| {
+            let st: Vec<Status> = s.hosts.iter().map(|h| h.status).collect();
+            move |i: u32| st[i as usize] == Status::Up
+        };
+        let mut chosen: Vec<u32> = Vec::new();
+        let mut disturb = true;
+        match op.kind {
+            OpKind::Start {
+                nodes,
+                seeds,
+                keep_state,
+                rejoin,
+            } => {
+                // Nodes never started, or stopped (crashed or left).
+                let st: Vec<Status> = self.hosts.iter().map(|h| h.status).collect();
+                chosen = self.resolve(&nodes, |i| {
+                    matches!(st[i as usize], Status::NotStarted | Status::Down)
+                });
+                self.trace_op(1, &chosen);
+                for &i in &chosen {
+                    if self.up_or_fail(i, keep_state) && rejoin {
+                        self.join(i, &seeds);
+                    }
+                }
+            }
+            OpKind::Crash { nodes } => {
+                chosen = self.resolve(&nodes, running(self));
+                self.trace_op(2, &chosen);
+                for &i in &chosen {
+                    self.stop(i, true);
+                }
+            }
+            OpKind::Restart {
+                nodes,
+                downtime,
+                keep_state,
+                rejoin,
+                seeds,
+            } => {
+                chosen = self.resolve(&nodes, running(self));
+                self.trace_op(3, &chosen);
+                for &i in &chosen {
+                    self.stop(i, true);
+                }
+                let kind = OpKind::Up {
+                    nodes: chosen.clone(),
+                    keep_state,
+                    rejoin,
+                    seeds,
+                };
+                self.add_op(now + downtime, kind, None);
+            }
+            OpKind::Up {
+                nodes,
+                keep_state,
+                rejoin,
+                seeds,
+            } => {
+                self.trace_op(4, &nodes);
+                for &i in &nodes {
+                    if self.hosts[i as usize].status == Status::Down
+                        && self.up_or_fail(i, keep_state)
+                        && rejoin
+                    {
+                        self.join(i, &seeds);
+                    }
+                }
+                chosen = nodes;
+            }
+            OpKind::RollingRestart {
+                nodes,
+                every,
+                downtime,
+                keep_state,
+                rejoin,
+                seeds,
+            } => {
+                chosen = self.resolve(&nodes, running(self));
+                self.trace_op(5, &chosen);
+                for (k, &i) in chosen.clone().iter().enumerate() {
+                    let kind = OpKind::Restart {
+                        nodes: NodeSet::List(vec![i]),
+                        downtime,
+                        keep_state,
+                        rejoin,
+                        seeds: seeds.clone(),
+                    };
+                    self.add_op(now + every.saturating_mul(k as u32), kind, None);
+                }
+                disturb = false;
+            }
+            OpKind::Pause { nodes, lasts } => {
+                chosen = self.resolve(&nodes, running(self));
+                self.trace_op(6, &chosen);
+                for &i in &chosen {
+                    let h = &mut self.hosts[i as usize];
+                    h.paused_until = Some(now + lasts);
+                    h.ever_impaired = true;
+                }
+                self.add_op(
+                    now + lasts,
+                    OpKind::Unslow {
+                        nodes: chosen.clone(),
+                    },
+                    None,
+                );
+            }
+            OpKind::Slow {
+                nodes,
+                delay,
+                lasts,
+            } => {
+                chosen = self.resolve(&nodes, running(self));
+                self.trace_op(7, &chosen);
+                for &i in &chosen {
+                    let h = &mut self.hosts[i as usize];
+                    h.slow = Some(delay);
+                    h.ever_impaired = true;
+                }
+                if let Some(l) = lasts {
+                    self.add_op(
+                        now + l,
+                        OpKind::Unslow {
+                            nodes: chosen.clone(),
+                        },
+                        None,
+                    );
+                }
+            }
+            OpKind::Unslow { nodes } => {
+                self.trace_op(8, &nodes);
+                for &i in &nodes {
+                    let h = &mut self.hosts[i as usize];
+                    h.slow = None;
+                    h.paused_until = None;
+                }
+                chosen = nodes;
+            }
+            OpKind::Leave { nodes } => {
+                chosen = self.resolve(&nodes, running(self));
+                self.trace_op(9, &chosen);
+                for &i in &chosen {
+                    self.leave_truth(i);
+                    self.hosts[i as usize].status = Status::Leaving;
+                    if let Some(node) = self.nodes[i as usize].as_mut() {
+                        node.leave(now);
+                    }
+                    self.drain(i);
+                }
+            }
+            OpKind::Join { nodes, seeds } => {
+                let st: Vec<Status> = self.hosts.iter().map(|h| h.status).collect();
+                chosen = self.resolve(&nodes, |i| st[i as usize] == Status::Up);
+                self.trace_op(10, &chosen);
+                for &i in &chosen {
+                    self.join(i, &seeds);
+                }
+            }
+            OpKind::Partition { groups, lasts } => {
+                let resolved: Vec<Vec<u32>> =
+                    groups.iter().map(|g| self.resolve(g, |_| true)).collect();
+                for g in &resolved {
+                    self.trace_op(11, g);
+                }
+                self.net.partition(&resolved);
+                if let Some(l) = lasts {
+                    self.add_op(now + l, OpKind::Heal, None);
+                }
+            }
+            OpKind::OneWay { from, to, lasts } => {
+                let n = self.hosts.len();
+                let f = self.resolve(&from, |_| true);
+                let t = self.resolve(&to, |_| true);
+                self.trace_op(12, &f);
+                self.trace_op(12, &t);
+                self.net
+                    .cut(NodeBits::from_nodes(n, &f), NodeBits::from_nodes(n, &t));
+                if let Some(l) = lasts {
+                    self.add_op(now + l, OpKind::Heal, None);
+                }
+            }
+            OpKind::Heal => {
+                self.trace_op(13, &[]);
+                self.net.heal();
+            }
+            OpKind::Network { link, lasts } => {
+                self.trace_op(14, &[]);
+                let old = self.net.base.clone();
+                self.net.base = link.apply(&old);
+                if let Some(l) = lasts {
+                    self.add_op(now + l, OpKind::NetworkRestore { link: old }, None);
+                }
+            }
+            OpKind::NetworkRestore { link } => {
+                self.trace_op(15, &[]);
+                self.net.base = link;
+            }
+            OpKind::UserEvent { from } | OpKind::Query { from } => {
+                let query = matches!(self.ops[idx].kind, OpKind::Query { .. });
+                disturb = false;
+                let pool = self.resolve(&from, running(self));
+                if pool.is_empty() {
+                    return;
+                }
+                let origin = pool[self.rng.index(pool.len())];
+                let id = self.next_broadcast_id;
+                self.next_broadcast_id += 1;
+                self.trace_op(16 + u64::from(query), &[origin]);
+                self.rec.sent(query, id, origin, now);
+                if let Some(node) = self.nodes[origin as usize].as_mut() {
+                    if query {
+                        node.query(now, id);
+                    } else {
+                        node.user_event(now, id);
+                    }
+                }
+                self.drain(origin);
+                chosen = vec![origin];
+            }
+        }
+        if let Some(label) = op.label {
+            self.labels.insert(label, chosen);
+        }
+        if disturb {
+            self.disturbed();
+        }
+        self.note_agreement();
+    }
+}

@@ -1,0 +1,672 @@
+//! The end of a run: measurements summarized, expectations checked, printed as a table
+//! and written as JSON.
+
+use crate::engine::{NetCounters, Simulation, Status};
+use crate::measure::{Broadcast, CrashRecord, Sample, Stats};
+use crate::node::SimNode;
+use crate::scenario::{ExpectKind, Expectation, Subjects};
+use core::fmt::Write as _;
+use serde::Serialize;
+use serf_proto::Instant;
+
+/// An invariant that broke.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    /// Simulated seconds.
+    pub at: f64,
+    /// The node whose step broke it, if one did.
+    pub node: Option<u32>,
+    /// Which invariant.
+    pub kind: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// One expectation's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectResult {
+    /// The expectation, in words.
+    pub what: String,
+    /// Whether it held.
+    pub ok: bool,
+    /// The measured value.
+    pub detail: String,
+}
+
+/// Convergence.
+#[derive(Debug, Clone, Serialize)]
+pub struct Convergence {
+    /// The deadline in force (seconds after the last fault).
+    pub deadline: f64,
+    /// When the last fault or membership action happened.
+    pub last_fault: f64,
+    /// Seconds from the last fault until every live view agreed, if it did.
+    pub converged_after: Option<f64>,
+    /// Whether the views agreed at the end.
+    pub agreed_at_end: bool,
+    /// Every quiet period: (start, seconds to agreement).
+    pub epochs: Vec<(f64, Option<f64>)>,
+}
+
+/// Failure detection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Detection {
+    /// Crashes.
+    pub crashes: usize,
+    /// Crashes every live view failed.
+    pub detected: usize,
+    /// Seconds until a first view suspected the crashed node.
+    pub first_suspect: Stats,
+    /// The same in protocol periods, counted as SWIM does: the first probe that failed
+    /// started in period `floor(t / probe_interval)` after the crash.
+    pub first_suspect_periods: Stats,
+    /// Seconds until a first view declared it failed.
+    pub first: Stats,
+    /// Seconds until every live view had.
+    pub all: Stats,
+    /// Every crash.
+    pub records: Vec<CrashRecord>,
+}
+
+/// False failure reports (a live member reported failed by a live node).
+#[derive(Debug, Clone, Serialize)]
+pub struct FalsePositives {
+    /// Reports about healthy members, one per reporting view.
+    pub healthy: u64,
+    /// Reports about members that were slow or paused at some point of the run.
+    pub slow: u64,
+    /// Distinct (member, incarnation) pairs wrongly failed: healthy members.
+    pub healthy_distinct: usize,
+    /// Reports about live members while a partition was in force (not counted above).
+    pub during_partition: u64,
+    /// The same for slow members.
+    pub slow_distinct: usize,
+}
+
+/// User events or queries.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    /// How many were sent.
+    pub sent: usize,
+    /// Receipts expected: nodes live from the send to the end, the sender excluded.
+    pub expected: u64,
+    /// Receipts seen among those.
+    pub delivered: u64,
+    /// `delivered / expected`.
+    pub completeness: f64,
+    /// Seconds from send to receipt.
+    pub latency: Stats,
+    /// Queries only: answers the asker got among the expected.
+    pub answered: u64,
+    /// Queries only: seconds from the query to each answer.
+    pub response_latency: Stats,
+}
+
+/// Traffic per node and second of uptime.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrafficReport {
+    /// Node-seconds of uptime.
+    pub node_seconds: f64,
+    /// Datagrams sent per node per second.
+    pub datagrams: f64,
+    /// Datagram bytes sent per node per second.
+    pub datagram_bytes: f64,
+    /// Stream frames sent per node per second.
+    pub frames: f64,
+    /// Stream bytes sent per node per second.
+    pub frame_bytes: f64,
+    /// Datagrams plus frames per node per second.
+    pub messages: f64,
+    /// All bytes per node per second.
+    pub bytes: f64,
+}
+
+/// Protocol counters summed over the nodes running at the end (a crashed node's
+/// counters go with it).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProtocolTotals {
+    /// Suspicions started or learned.
+    pub suspicions: u64,
+    /// Probes that failed.
+    pub probes_failed: u64,
+    /// Refutations.
+    pub refutes: u64,
+    /// Deaths declared after a suspicion expired.
+    pub deaths_declared: u64,
+    /// Broadcasts dropped by full queues.
+    pub broadcasts_dropped: u64,
+    /// The deepest broadcast queue at the end.
+    pub max_queue_depth: usize,
+    /// The highest local health score at the end.
+    pub max_health: u32,
+}
+
+/// What the network did.
+#[derive(Debug, Clone, Serialize)]
+#[allow(missing_docs)] // See `NetCounters`.
+pub struct NetReport {
+    pub delivered: u64,
+    pub lost: u64,
+    pub cut: u64,
+    pub to_down: u64,
+    pub duplicated: u64,
+    pub inbox_full: u64,
+    pub uplink_full: u64,
+    pub unroutable: u64,
+    pub streams_opened: u64,
+    pub streams_failed: u64,
+}
+
+impl From<NetCounters> for NetReport {
+    fn from(c: NetCounters) -> Self {
+        NetReport {
+            delivered: c.delivered,
+            lost: c.lost,
+            cut: c.cut,
+            to_down: c.to_down,
+            duplicated: c.duplicated,
+            inbox_full: c.inbox_full,
+            uplink_full: c.uplink_full,
+            unroutable: c.unroutable,
+            streams_opened: c.streams_opened,
+            streams_failed: c.streams_failed,
+        }
+    }
+}
+
+/// Curves kept for the plots (not written to JSON).
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    /// Detection latencies, first view (seconds).
+    pub detect_first: Vec<f64>,
+    /// Detection latencies, all views (seconds).
+    pub detect_all: Vec<f64>,
+    /// Per user event: sorted receipt latencies (seconds) and the expected count.
+    pub dissemination: Vec<(Vec<f64>, u64)>,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The layer simulated.
+    pub layer: &'static str,
+    /// The seed.
+    pub seed: u64,
+    /// Nodes.
+    pub nodes: usize,
+    /// Simulated seconds run.
+    pub simulated_seconds: f64,
+    /// Queue entries processed.
+    pub steps: u64,
+    /// The trace hash, as 16 hex digits.
+    pub trace_hash: String,
+    /// No violation and every expectation held.
+    pub passed: bool,
+    /// Invariant violations (the run stops at the first).
+    pub violations: Vec<Violation>,
+    /// Expectations.
+    pub expectations: Vec<ExpectResult>,
+    /// Convergence.
+    pub convergence: Convergence,
+    /// Failure detection.
+    pub detection: Detection,
+    /// False positives.
+    pub false_positives: FalsePositives,
+    /// User events.
+    pub user_events: Delivery,
+    /// Queries.
+    pub queries: Delivery,
+    /// Traffic.
+    pub traffic: TrafficReport,
+    /// The network.
+    pub network: NetReport,
+    /// Protocol counters.
+    pub protocol: ProtocolTotals,
+    /// Joins that reached a seed.
+    pub joins_ok: u64,
+    /// Joins that reached none.
+    pub joins_failed: u64,
+    /// Views over time.
+    pub samples: Vec<Sample>,
+    /// Curves for the plots.
+    #[serde(skip)]
+    pub series: Series,
+}
+
+fn secs(t: Instant) -> f64 {
+    t.as_duration().as_secs_f64()
+}
+
+impl<N: SimNode> Simulation<N> {
+    fn delivery(&self, list: &[Broadcast]) -> (Delivery, Vec<(Vec<f64>, u64)>) {
+        let mut expected = 0u64;
+        let mut delivered = 0u64;
+        let mut answered = 0u64;
+        let mut lat = Vec::new();
+        let mut resp = Vec::new();
+        let mut curves = Vec::new();
+        for b in list {
+            let live = |n: u32| {
+                let h = &self.hosts[n as usize];
+                n != b.origin && h.status == Status::Up && h.up_since <= b.sent_at
+            };
+            let exp = (0..self.hosts.len() as u32).filter(|&n| live(n)).count() as u64;
+            expected += exp;
+            let mut curve = Vec::new();
+            for &(n, t) in &b.received {
+                if live(n) {
+                    delivered += 1;
+                    let l = (t - b.sent_at).as_secs_f64();
+                    lat.push(l);
+                    curve.push(l);
+                }
+            }
+            for &(n, t) in &b.responses {
+                if live(n) {
+                    answered += 1;
+                    resp.push((t - b.sent_at).as_secs_f64());
+                }
+            }
+            curve.sort_by(f64::total_cmp);
+            curves.push((curve, exp));
+        }
+        let d = Delivery {
+            sent: list.len(),
+            expected,
+            delivered,
+            completeness: if expected == 0 {
+                1.0
+            } else {
+                delivered as f64 / expected as f64
+            },
+            latency: Stats::of(&lat),
+            answered,
+            response_latency: Stats::of(&resp),
+        };
+        (d, curves)
+    }
+
+    /// Summarizes the run and checks the expectations.
+    pub fn finish(self) -> Report {
+        let now = self.now;
+        let probe = self.ml_config.probe_interval.as_secs_f64();
+        let crashes = &self.rec.crashes;
+        let pick = |f: fn(&CrashRecord) -> Option<f64>| -> Vec<f64> {
+            crashes.iter().filter_map(f).collect()
+        };
+        let first_suspect = pick(|c| c.first_suspect);
+        let periods: Vec<f64> = first_suspect.iter().map(|t| (t / probe).floor()).collect();
+        let detect_first = pick(|c| c.first_failed);
+        let detect_all = pick(|c| c.all_failed);
+        let detection = Detection {
+            crashes: crashes.len(),
+            detected: detect_all.len(),
+            first_suspect: Stats::of(&first_suspect),
+            first_suspect_periods: Stats::of(&periods),
+            first: Stats::of(&detect_first),
+            all: Stats::of(&detect_all),
+            records: crashes.clone(),
+        };
+        let (user_events, curves) = self.delivery(&self.rec.events);
+        let (queries, _) = self.delivery(&self.rec.queries);
+        let mut node_seconds = 0.0;
+        let (mut dg, mut db, mut fr, mut fb) = (0u64, 0u64, 0u64, 0u64);
+        for h in &self.hosts {
+            let mut up = h.up_time;
+            if h.running() {
+                up += now - h.up_since;
+            }
+            node_seconds += up.as_secs_f64();
+            dg += h.traffic.datagrams;
+            db += h.traffic.bytes;
+            fr += h.traffic.frames;
+            fb += h.traffic.frame_bytes;
+        }
+        let per = |x: u64| {
+            if node_seconds > 0.0 {
+                x as f64 / node_seconds
+            } else {
+                0.0
+            }
+        };
+        let traffic = TrafficReport {
+            node_seconds,
+            datagrams: per(dg),
+            datagram_bytes: per(db),
+            frames: per(fr),
+            frame_bytes: per(fb),
+            messages: per(dg + fr),
+            bytes: per(db + fb),
+        };
+        let last_fault = self.last_disturbance;
+        let converged_after = self
+            .rec
+            .epochs
+            .last()
+            .and_then(|&(_, took)| took)
+            .map(|d| d.as_secs_f64());
+        let convergence = Convergence {
+            deadline: self.deadline.as_secs_f64(),
+            last_fault: secs(last_fault),
+            converged_after,
+            agreed_at_end: self.views.agreed(),
+            epochs: self
+                .rec
+                .epochs
+                .iter()
+                .map(|&(t, d)| (secs(t), d.map(|d| d.as_secs_f64())))
+                .collect(),
+        };
+        let false_positives = FalsePositives {
+            healthy: self.rec.fp_healthy,
+            slow: self.rec.fp_slow,
+            healthy_distinct: self.rec.fp_healthy_distinct.len(),
+            during_partition: self.rec.fp_partitioned,
+            slow_distinct: self.rec.fp_slow_distinct.len(),
+        };
+        let mut protocol = ProtocolTotals::default();
+        for node in self.nodes.iter().flatten() {
+            let c = node.counters();
+            protocol.suspicions += c.suspicions;
+            protocol.probes_failed += c.probes_failed;
+            protocol.refutes += c.refutes;
+            protocol.deaths_declared += c.deaths_declared;
+            protocol.broadcasts_dropped += c.broadcasts_dropped;
+            protocol.max_queue_depth = protocol.max_queue_depth.max(c.queue_depth);
+            protocol.max_health = protocol.max_health.max(c.health);
+        }
+        let mut report = Report {
+            scenario: self.scenario.name.clone(),
+            layer: N::KIND,
+            seed: self.seed,
+            nodes: self.hosts.len(),
+            simulated_seconds: secs(now),
+            steps: self.steps,
+            trace_hash: format!("{:016x}", self.trace.value()),
+            passed: false,
+            violations: self.violations.clone(),
+            expectations: Vec::new(),
+            convergence,
+            detection,
+            false_positives,
+            user_events,
+            queries,
+            traffic,
+            network: self.net_counters.into(),
+            protocol,
+            joins_ok: self.rec.joins_ok,
+            joins_failed: self.rec.joins_failed,
+            samples: self.rec.samples.clone(),
+            series: Series {
+                detect_first,
+                detect_all,
+                dissemination: curves,
+            },
+        };
+        if report.violations.is_empty() {
+            report.expectations = self
+                .scenario
+                .expect
+                .iter()
+                .map(|e| self.check(e, &report))
+                .collect();
+        }
+        report.passed = report.violations.is_empty() && report.expectations.iter().all(|e| e.ok);
+        report
+    }
+
+    fn check(&self, e: &Expectation, r: &Report) -> ExpectResult {
+        let fmt = |d: Option<f64>| d.map_or("never".to_string(), |d| format!("{d:.1}s"));
+        match e.kind {
+            ExpectKind::Converged => {
+                let after = e
+                    .after
+                    .map(Instant::from_duration)
+                    .unwrap_or(self.last_disturbance);
+                let within = e.within.unwrap_or(self.deadline);
+                let to = (after + within).min(self.now);
+                let got = self.rec.agreed_within(after, to);
+                ExpectResult {
+                    what: format!(
+                        "all live nodes agree within {:.0}s after {:.0}s",
+                        within.as_secs_f64(),
+                        secs(after)
+                    ),
+                    ok: got.is_some(),
+                    detail: format!(
+                        "agreed after {}",
+                        fmt(got.map(|t| (t - after).as_secs_f64()))
+                    ),
+                }
+            }
+            ExpectKind::FalsePositives => {
+                let fp = &r.false_positives;
+                let got = match e.subjects {
+                    Subjects::All => fp.healthy + fp.slow,
+                    Subjects::Healthy => fp.healthy,
+                    Subjects::Slow => fp.slow,
+                };
+                let max = e.max.unwrap_or(0);
+                ExpectResult {
+                    what: format!(
+                        "at most {max} false failure reports ({:?} members)",
+                        e.subjects
+                    ),
+                    ok: got <= max,
+                    detail: format!("{got}"),
+                }
+            }
+            ExpectKind::Detection => {
+                let d = &r.detection;
+                let mut ok = d.detected == d.crashes;
+                let mut detail = format!("{}/{} crashes detected by all", d.detected, d.crashes);
+                if let Some(f) = e.first_within {
+                    ok &= d.first.count == d.crashes && d.first.max <= f.as_secs_f64();
+                    let _ = write!(detail, ", first max {:.1}s", d.first.max);
+                }
+                if let Some(a) = e.all_within {
+                    ok &= d.all.max <= a.as_secs_f64();
+                    let _ = write!(detail, ", all max {:.1}s", d.all.max);
+                }
+                let bound = |d: Option<core::time::Duration>| {
+                    d.map_or("any time".to_string(), |d| {
+                        format!("{:.1}s", d.as_secs_f64())
+                    })
+                };
+                ExpectResult {
+                    what: format!(
+                        "every crash detected (first within {}, all within {})",
+                        bound(e.first_within),
+                        bound(e.all_within)
+                    ),
+                    ok,
+                    detail,
+                }
+            }
+            ExpectKind::Delivery => {
+                let d = &r.user_events;
+                let min = e.completeness.unwrap_or(1.0);
+                let mut ok = d.completeness >= min;
+                if let Some(p) = e.p99_max {
+                    ok &= d.latency.p99 <= p.as_secs_f64();
+                }
+                ExpectResult {
+                    what: format!(
+                        "user events reach {:.1}% of live nodes, p99 within {}",
+                        min * 100.0,
+                        e.p99_max.map_or("any time".to_string(), |d| format!(
+                            "{:.1}s",
+                            d.as_secs_f64()
+                        ))
+                    ),
+                    ok,
+                    detail: format!(
+                        "{:.2}% reached, p99 {:.2}s",
+                        d.completeness * 100.0,
+                        d.latency.p99
+                    ),
+                }
+            }
+            ExpectKind::Queries => {
+                let q = &r.queries;
+                let min = e.completeness.unwrap_or(1.0);
+                let answered = if q.expected == 0 {
+                    1.0
+                } else {
+                    q.answered as f64 / q.expected as f64
+                };
+                ExpectResult {
+                    what: format!("queries answered by {:.1}% of live nodes", min * 100.0),
+                    ok: answered >= min,
+                    detail: format!("{:.2}% answered", answered * 100.0),
+                }
+            }
+        }
+    }
+}
+
+impl Report {
+    /// The human-readable summary table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let row = |s: &mut String, k: &str, v: String| {
+            let _ = writeln!(s, "  {k:<38} {v}");
+        };
+        let st = |x: &Stats| {
+            if x.count == 0 {
+                "-".to_string()
+            } else {
+                format!(
+                    "mean {:.2}s  p50 {:.2}s  p99 {:.2}s  max {:.2}s  (n={})",
+                    x.mean, x.p50, x.p99, x.max, x.count
+                )
+            }
+        };
+        let _ = writeln!(
+            s,
+            "scenario {} ({}), {} nodes, seed {}, {:.0} simulated s, {} steps",
+            self.scenario, self.layer, self.nodes, self.seed, self.simulated_seconds, self.steps
+        );
+        let c = &self.convergence;
+        row(
+            &mut s,
+            "convergence after last fault",
+            format!(
+                "{} (last fault at {:.0}s, deadline {:.0}s, agreed at end: {})",
+                c.converged_after
+                    .map_or("not reached".into(), |d| format!("{d:.2}s")),
+                c.last_fault,
+                c.deadline,
+                c.agreed_at_end
+            ),
+        );
+        let d = &self.detection;
+        if d.crashes > 0 {
+            row(
+                &mut s,
+                "crashes detected by all views",
+                format!("{}/{}", d.detected, d.crashes),
+            );
+            row(&mut s, "first suspicion", st(&d.first_suspect));
+            row(
+                &mut s,
+                "first suspicion, SWIM periods",
+                format!("mean {:.3} (e/(e-1) = 1.582)", d.first_suspect_periods.mean),
+            );
+            row(&mut s, "detection, first view", st(&d.first));
+            row(&mut s, "detection, all views", st(&d.all));
+        }
+        let fp = &self.false_positives;
+        row(
+            &mut s,
+            "false failure reports: healthy / slow",
+            format!(
+                "{} / {} (distinct {} / {}); {} during partitions",
+                fp.healthy, fp.slow, fp.healthy_distinct, fp.slow_distinct, fp.during_partition
+            ),
+        );
+        for (name, e) in [
+            ("user events", &self.user_events),
+            ("queries", &self.queries),
+        ] {
+            if e.sent > 0 {
+                row(
+                    &mut s,
+                    &format!("{name}: sent, completeness"),
+                    format!(
+                        "{}, {:.2}% ({}/{})",
+                        e.sent,
+                        e.completeness * 100.0,
+                        e.delivered,
+                        e.expected
+                    ),
+                );
+                row(&mut s, &format!("{name}: latency"), st(&e.latency));
+                if name == "queries" {
+                    row(
+                        &mut s,
+                        "queries: answers, latency",
+                        format!("{}, {}", e.answered, st(&e.response_latency)),
+                    );
+                }
+            }
+        }
+        let t = &self.traffic;
+        row(
+            &mut s,
+            "per node per second",
+            format!(
+                "{:.2} msgs, {:.0} B ({:.2} datagrams {:.0} B, {:.3} frames {:.0} B)",
+                t.messages, t.bytes, t.datagrams, t.datagram_bytes, t.frames, t.frame_bytes
+            ),
+        );
+        let n = &self.network;
+        row(
+            &mut s,
+            "network: delivered/lost/cut/to-down",
+            format!("{}/{}/{}/{}", n.delivered, n.lost, n.cut, n.to_down),
+        );
+        let p = &self.protocol;
+        row(
+            &mut s,
+            "suspicions/refutes/deaths/dropped",
+            format!(
+                "{}/{}/{}/{} (nodes running at the end)",
+                p.suspicions, p.refutes, p.deaths_declared, p.broadcasts_dropped
+            ),
+        );
+        row(
+            &mut s,
+            "joins ok / failed",
+            format!("{} / {}", self.joins_ok, self.joins_failed),
+        );
+        row(&mut s, "trace hash", self.trace_hash.clone());
+        for e in &self.expectations {
+            row(
+                &mut s,
+                if e.ok { "expect OK" } else { "expect FAILED" },
+                format!("{}: {}", e.what, e.detail),
+            );
+        }
+        for v in &self.violations {
+            let _ = writeln!(
+                s,
+                "  VIOLATION at {:.3}s [{}]{}: {}",
+                v.at,
+                v.kind,
+                v.node.map_or(String::new(), |n| format!(" node {n}")),
+                v.message
+            );
+        }
+        let _ = writeln!(s, "  result: {}", if self.passed { "PASS" } else { "FAIL" });
+        s
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_string_pretty(self).expect("report serializes")
+    }
+}

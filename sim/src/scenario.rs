@@ -1,0 +1,829 @@
+//! Scenarios: what a run does, as a TOML file or built in Rust.
+//!
+//! Every key is documented in `sim/README.md`. A scenario names the cluster size, the
+//! protocol profile and overrides, the network, a timeline of actions (faults and
+//! workload), the expectations checked at the end and the invariants checked at every
+//! step. A run is a pure function of the scenario and the seed.
+
+use crate::duration;
+use crate::network::{Burst, LinkOverride, LinkParams, StreamParams};
+use core::time::Duration;
+use serde::{Deserialize, Serialize};
+use serf_proto::memberlist::Config;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use crate::nodeset::{Bound, NodeSet};
+
+/// A whole scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, shown in reports.
+    pub name: String,
+    /// What the scenario shows.
+    #[serde(default)]
+    pub description: String,
+    /// Number of nodes (hosts). `--nodes` overrides it; node sets written in percent
+    /// scale with it.
+    pub nodes: usize,
+    /// The default seed (`--seed` overrides it).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Simulated time to run.
+    #[serde(with = "duration")]
+    pub duration: Duration,
+    /// Protocol preset the overrides start from.
+    #[serde(default)]
+    pub profile: Profile,
+    /// Protocol settings.
+    #[serde(default)]
+    pub config: ConfigOverrides,
+    /// How the cluster forms.
+    #[serde(default)]
+    pub bootstrap: Bootstrap,
+    /// The network.
+    #[serde(default)]
+    pub network: NetworkSpec,
+    /// Named node sets, usable wherever a node set is expected.
+    #[serde(default)]
+    pub groups: BTreeMap<String, NodeSet>,
+    /// The timeline.
+    #[serde(default)]
+    pub actions: Vec<Action>,
+    /// Checked at the end of the run; a failed expectation fails the run.
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+    /// Checked at every step.
+    #[serde(default)]
+    pub invariants: Invariants,
+    /// What is measured and how often.
+    #[serde(default)]
+    pub measure: MeasureSpec,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// The protocol preset (memberlist `DefaultLANConfig` and friends).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Local network.
+    #[default]
+    Lan,
+    /// Wide area.
+    Wan,
+    /// Loopback.
+    Local,
+}
+
+/// Overrides of the memberlist configuration. Unset fields keep the profile's value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // Each field is the memberlist `Config` field of the same name.
+pub struct ConfigOverrides {
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub probe_interval: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub probe_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indirect_checks: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retransmit_mult: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspicion_mult: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspicion_max_timeout_mult: Option<u32>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub push_pull_interval: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stream_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_stream_pings: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awareness_max_multiplier: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gossip_nodes: Option<usize>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gossip_interval: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gossip_to_the_dead_time: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queue_depth: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_broadcast_share: Option<u8>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub leave_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<bool>,
+    /// Encrypt with a fixed test key (XChaCha20-Poly1305).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `false` emulates Lifeguard switched off: `awareness_max_multiplier = 1` (no local
+    /// health multiplier) and `suspicion_max_timeout_mult = 1` (a fixed suspicion timeout
+    /// that confirmations cannot shorten). Nacks and the buddy system stay on: serf-proto
+    /// has no switch for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifeguard: Option<bool>,
+}
+
+impl ConfigOverrides {
+    /// The memberlist configuration: the profile's preset with these overrides.
+    pub fn build(&self, profile: Profile) -> Config {
+        let mut c = match profile {
+            Profile::Lan => Config::lan(),
+            Profile::Wan => Config::wan(),
+            Profile::Local => Config::local(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        set!(
+            probe_interval,
+            probe_timeout,
+            indirect_checks,
+            retransmit_mult,
+            suspicion_mult,
+            suspicion_max_timeout_mult,
+            push_pull_interval,
+            stream_timeout,
+            disable_stream_pings,
+            awareness_max_multiplier,
+            gossip_nodes,
+            gossip_interval,
+            gossip_to_the_dead_time,
+            packet_size,
+            max_queue_depth,
+            user_broadcast_share,
+            leave_timeout,
+            compression,
+            checksum,
+            label
+        );
+        if self.encryption == Some(true) {
+            c.keyring = Some(serf_proto::Keyring::new(serf_proto::SecretKey([7; 32])));
+        }
+        if self.lifeguard == Some(false) {
+            c.awareness_max_multiplier = 1;
+            c.suspicion_max_timeout_mult = 1;
+        }
+        c
+    }
+}
+
+/// How the cluster forms at the start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bootstrap {
+    /// The first `seeds` nodes are the seeds; every other node joins through all of them.
+    pub seeds: usize,
+    /// Nodes start (and join) at instants spread evenly over this period; seeds first.
+    #[serde(with = "duration")]
+    pub spread: Duration,
+    /// Nodes that start at all: `false` leaves them unstarted for a later `start` action.
+    pub start_all: bool,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Bootstrap {
+            seeds: 3,
+            spread: Duration::from_secs(5),
+            start_all: true,
+        }
+    }
+}
+
+/// The network section: the default link, bursty loss, streams and per-link overrides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSpec {
+    /// One-way base latency.
+    #[serde(with = "duration")]
+    pub latency: Duration,
+    /// Uniform extra delay in `[0, jitter)`.
+    #[serde(with = "duration")]
+    pub jitter: Duration,
+    /// Random datagram loss probability.
+    pub loss: f64,
+    /// Duplication probability.
+    pub duplicate: f64,
+    /// Reordering probability.
+    pub reorder: f64,
+    /// Extra delay of a reordered datagram.
+    #[serde(with = "duration")]
+    pub reorder_delay: Duration,
+    /// Gilbert–Elliott bursty loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Burst>,
+    /// Stream timings.
+    pub stream: StreamParams,
+    /// Per-link overrides, first match wins.
+    pub links: Vec<LinkRule>,
+    /// Most datagrams queued for a slow or paused node before more are dropped (its
+    /// socket buffer).
+    pub inbox_limit: usize,
+    /// Each node's uplink in bytes per second (datagrams and stream frames queue behind
+    /// each other). Unset: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<u64>,
+    /// The longest backlog an uplink queues before it drops datagrams.
+    #[serde(with = "duration")]
+    pub uplink_queue: Duration,
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        let l = LinkParams::default();
+        NetworkSpec {
+            latency: l.latency,
+            jitter: l.jitter,
+            loss: l.loss,
+            duplicate: l.duplicate,
+            reorder: l.reorder,
+            reorder_delay: l.reorder_delay,
+            burst: None,
+            stream: StreamParams::default(),
+            links: Vec::new(),
+            inbox_limit: 4096,
+            bandwidth: None,
+            uplink_queue: Duration::from_secs(1),
+        }
+    }
+}
+
+impl NetworkSpec {
+    /// The default link.
+    pub fn link(&self) -> LinkParams {
+        LinkParams {
+            latency: self.latency,
+            jitter: self.jitter,
+            loss: self.loss,
+            duplicate: self.duplicate,
+            reorder: self.reorder,
+            reorder_delay: self.reorder_delay,
+        }
+    }
+}
+
+/// Overrides for the links from one node set to another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRule {
+    /// Senders.
+    pub from: NodeSet,
+    /// Receivers.
+    pub to: NodeSet,
+    /// See [`LinkParams::latency`].
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub latency: Option<Duration>,
+    /// See [`LinkParams::jitter`].
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub jitter: Option<Duration>,
+    /// See [`LinkParams::loss`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// See [`LinkParams::duplicate`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<f64>,
+    /// See [`LinkParams::reorder`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<f64>,
+}
+
+impl LinkRule {
+    /// The override it describes.
+    pub fn params(&self) -> LinkOverride {
+        LinkOverride {
+            latency: self.latency,
+            jitter: self.jitter,
+            loss: self.loss,
+            duplicate: self.duplicate,
+            reorder: self.reorder,
+        }
+    }
+}
+
+/// What an action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Start nodes that are not running — never started (`bootstrap.start_all = false`),
+    /// crashed or left — fresh or from their state (`keep_state`), and join them through
+    /// `seeds` unless `rejoin = false`.
+    Start,
+    /// Crash `nodes`: the process stops at once, with no leave.
+    Crash,
+    /// Crash `nodes`, then start them again after `downtime`, with or without their
+    /// state (`keep_state`), joining through the seeds if `rejoin`.
+    Restart,
+    /// Restart `nodes` one at a time, `every` apart.
+    RollingRestart,
+    /// Stop processing on `nodes` for `for`: their inputs and timers queue up.
+    Pause,
+    /// Make `nodes` slow for `for` (or until the end): every input and timer is
+    /// processed `delay` late (a starved process, Lifeguard §V).
+    Slow,
+    /// `nodes` leave gracefully, then stop.
+    Leave,
+    /// `nodes` join through `seeds`.
+    Join,
+    /// Split the network into `groups` (nodes in no group form one more) for `for`.
+    Partition,
+    /// Cut every link from `from` to `to`, one way, for `for`.
+    OneWay,
+    /// Remove every partition and cut.
+    Heal,
+    /// Change the default link (`latency`, `jitter`, `loss`, `duplicate`, `reorder`) for
+    /// `for` (or until the end).
+    Network,
+    /// `count` user events, `every` apart, each from a random node of `nodes`.
+    UserEvents,
+    /// `count` queries, `every` apart, each from a random node of `nodes`.
+    Queries,
+}
+
+/// One entry of the timeline. Which fields apply depends on `kind` (see README).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// When it happens.
+    #[serde(with = "duration")]
+    pub at: Duration,
+    /// What happens.
+    pub kind: ActionKind,
+    /// The nodes it applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<NodeSet>,
+    /// Remember the chosen nodes under this name (`"@name"` in a later action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// For `join` (and restarts): where to join. Default: the bootstrap seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<NodeSet>,
+    /// For `partition`: the groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<NodeSet>>,
+    /// For `one_way`: senders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<NodeSet>,
+    /// For `one_way`: receivers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<NodeSet>,
+    /// How long the fault lasts; then it is undone automatically.
+    #[serde(
+        rename = "for",
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lasts: Option<Duration>,
+    /// For restarts: time between the crash and the start.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub downtime: Option<Duration>,
+    /// For restarts: start from the saved state (Serf snapshot) instead of fresh.
+    #[serde(default)]
+    pub keep_state: bool,
+    /// For restarts: join through the seeds after starting (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejoin: Option<bool>,
+    /// For `rolling_restart`, `user_events`, `queries`: spacing.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub every: Option<Duration>,
+    /// For `user_events`, `queries`: how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    /// For `slow`: each input is processed this late, uniformly in `[min, max]`.
+    #[serde(
+        default,
+        with = "duration::option_range",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay: Option<(Duration, Duration)>,
+    /// For `network`: see [`LinkParams::latency`].
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub latency: Option<Duration>,
+    /// For `network`: see [`LinkParams::jitter`].
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub jitter: Option<Duration>,
+    /// For `network`: see [`LinkParams::loss`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// For `network`: see [`LinkParams::duplicate`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<f64>,
+    /// For `network`: see [`LinkParams::reorder`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<f64>,
+}
+
+impl Action {
+    /// An action of `kind` at `at` on `nodes`, every other field unset.
+    pub fn new(at: Duration, kind: ActionKind, nodes: Option<NodeSet>) -> Action {
+        Action {
+            at,
+            kind,
+            nodes,
+            label: None,
+            seeds: None,
+            groups: None,
+            from: None,
+            to: None,
+            lasts: None,
+            downtime: None,
+            keep_state: false,
+            rejoin: None,
+            every: None,
+            count: None,
+            delay: None,
+            latency: None,
+            jitter: None,
+            loss: None,
+            duplicate: None,
+            reorder: None,
+        }
+    }
+
+    /// For `network`: the link settings it sets.
+    pub fn link(&self) -> LinkOverride {
+        LinkOverride {
+            latency: self.latency,
+            jitter: self.jitter,
+            loss: self.loss,
+            duplicate: self.duplicate,
+            reorder: self.reorder,
+        }
+    }
+}
+
+/// What an expectation checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectKind {
+    /// Every live node agrees on the membership at some instant in `[after, after +
+    /// within]`: live nodes alive in every live view, stopped ones in none.
+    Converged,
+    /// At most `max` false failure reports (a live member reported dead by a live
+    /// node), about `subjects`.
+    FalsePositives,
+    /// Every crash was detected: by a first node within `first_within`, by all within
+    /// `all_within`.
+    Detection,
+    /// User events reached at least `completeness` of the nodes live throughout, with
+    /// p99 latency at most `p99_max`.
+    Delivery,
+    /// Queries were answered by at least `completeness` of the nodes live throughout.
+    Queries,
+}
+
+/// Which members a false-positive count is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subjects {
+    /// Every member.
+    #[default]
+    All,
+    /// Members never slow nor paused during the run.
+    Healthy,
+    /// Members slow or paused at some point of the run.
+    Slow,
+}
+
+/// A check of the run's results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// What to check.
+    pub kind: ExpectKind,
+    /// For `converged`: the window's start (default: the last fault).
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub after: Option<Duration>,
+    /// For `converged`: the window's length.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub within: Option<Duration>,
+    /// For `false_positives`: the bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+    /// For `false_positives`: which members.
+    #[serde(default)]
+    pub subjects: Subjects,
+    /// For `detection`.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub first_within: Option<Duration>,
+    /// For `detection`.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub all_within: Option<Duration>,
+    /// For `delivery` and `queries`: the least fraction reached, in `[0, 1]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<f64>,
+    /// For `delivery`: the largest p99 latency.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub p99_max: Option<Duration>,
+}
+
+impl Expectation {
+    /// An expectation of `kind` with every bound unset.
+    pub fn new(kind: ExpectKind) -> Expectation {
+        Expectation {
+            kind,
+            after: None,
+            within: None,
+            max: None,
+            subjects: Subjects::All,
+            first_within: None,
+            all_within: None,
+            completeness: None,
+            p99_max: None,
+        }
+    }
+}
+
+/// Which invariants run at every step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Invariants {
+    /// No node reports a member alive again at an incarnation it already held dead.
+    pub resurrection: bool,
+    /// Incarnations never go backwards: a node's own, and each member in each view.
+    pub incarnations: bool,
+    /// Broadcast queues and member tables stay within their configured bounds.
+    pub queues: bool,
+    /// Once faults stop, every live node agrees by the deadline the protocol implies.
+    pub convergence: bool,
+    /// Replaces the derived convergence deadline.
+    #[serde(with = "duration::option", skip_serializing_if = "Option::is_none")]
+    pub convergence_deadline: Option<Duration>,
+    /// Keep the per-view table the resurrection and incarnation checks need (8 bytes per
+    /// pair of nodes; turn off for the largest runs).
+    pub views: bool,
+}
+
+impl Default for Invariants {
+    fn default() -> Self {
+        Invariants {
+            resurrection: true,
+            incarnations: true,
+            queues: true,
+            convergence: true,
+            convergence_deadline: None,
+            views: true,
+        }
+    }
+}
+
+/// Measurement settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeasureSpec {
+    /// How often membership views are sampled (for the plots).
+    #[serde(with = "duration")]
+    pub sample_interval: Duration,
+    /// Size in bytes of user event and query payloads.
+    pub event_size: usize,
+    /// How many individual views the membership plot draws (besides min and max).
+    pub plot_views: usize,
+}
+
+impl Default for MeasureSpec {
+    fn default() -> Self {
+        MeasureSpec {
+            sample_interval: Duration::from_secs(1),
+            event_size: 64,
+            plot_views: 6,
+        }
+    }
+}
+
+impl Scenario {
+    /// A scenario of `nodes` nodes running `duration`, with every default.
+    pub fn new(name: &str, nodes: usize, duration: Duration) -> Scenario {
+        Scenario {
+            name: name.into(),
+            description: String::new(),
+            nodes,
+            seed: 1,
+            duration,
+            profile: Profile::Lan,
+            config: ConfigOverrides::default(),
+            bootstrap: Bootstrap::default(),
+            network: NetworkSpec::default(),
+            groups: BTreeMap::new(),
+            actions: Vec::new(),
+            expect: Vec::new(),
+            invariants: Invariants::default(),
+            measure: MeasureSpec::default(),
+        }
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Scenario, String> {
+        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Scenario, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Scenario::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Adds an action (builder style).
+    pub fn with_action(mut self, a: Action) -> Scenario {
+        self.actions.push(a);
+        self
+    }
+
+    /// Adds an expectation (builder style).
+    pub fn with_expectation(mut self, e: Expectation) -> Scenario {
+        self.expect.push(e);
+        self
+    }
+
+    /// Checks what can be checked without running.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nodes == 0 {
+            return Err("nodes must be at least 1".into());
+        }
+        if self.bootstrap.seeds == 0 {
+            return Err("bootstrap.seeds must be at least 1".into());
+        }
+        self.config
+            .build(self.profile)
+            .validate()
+            .map_err(|e| format!("config: {e}"))?;
+        for (i, a) in self.actions.iter().enumerate() {
+            let need = |what: bool, field: &str| {
+                if what {
+                    Ok(())
+                } else {
+                    Err(format!("action {i} ({:?}) needs `{field}`", a.kind))
+                }
+            };
+            use ActionKind::*;
+            match a.kind {
+                Start | Crash | Restart | RollingRestart | Pause | Slow | Leave | Join => {
+                    need(a.nodes.is_some(), "nodes")?
+                }
+                Partition => need(a.groups.is_some(), "groups")?,
+                OneWay => need(a.from.is_some() && a.to.is_some(), "from and to")?,
+                Heal | Network => {}
+                UserEvents | Queries => need(a.count.is_some(), "count")?,
+            }
+            match a.kind {
+                Pause => need(a.lasts.is_some(), "for")?,
+                Slow => need(a.delay.is_some(), "delay")?,
+                RollingRestart => need(a.every.is_some(), "every")?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The scale benchmark's scenario: `nodes` LAN nodes join through 3 seeds over
+/// `nodes / 100` seconds (at least 10); the run is long enough to form (up to
+/// `form_limit`) and then run `secs` seconds steadily.
+pub fn bench(nodes: usize, secs: u64, views: bool, form_limit: Duration) -> Scenario {
+    let spread = Duration::from_secs((nodes as u64 / 100).max(10));
+    let mut s = Scenario::new("bench", nodes, form_limit + Duration::from_secs(secs));
+    s.bootstrap.spread = spread;
+    s.invariants.views = views;
+    s.measure.sample_interval = Duration::from_secs(5);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_scenario_parses_and_lifeguard_off_is_emulated() {
+        let s = Scenario::from_toml(
+            r#"
+            name = "t"
+            nodes = 10
+            duration = "2m"
+            [config]
+            lifeguard = false
+            probe_interval = "1s"
+            [network]
+            latency = "5ms"
+            loss = 0.1
+            [network.burst]
+            p_enter = 0.01
+            [[network.links]]
+            from = "0..5"
+            to = "5..10"
+            latency = "40ms"
+            [groups]
+            left = "0%..50%"
+            [[actions]]
+            at = "30s"
+            kind = "slow"
+            nodes = [1, 2]
+            delay = ["2s", "5s"]
+            [[actions]]
+            at = "60s"
+            kind = "partition"
+            groups = ["left", "50%..100%"]
+            for = "10s"
+            [[expect]]
+            kind = "converged"
+            after = "70s"
+            within = "30s"
+        "#,
+        )
+        .unwrap();
+        let c = s.config.build(s.profile);
+        assert_eq!(c.awareness_max_multiplier, 1);
+        assert_eq!(c.suspicion_max_timeout_mult, 1);
+        assert_eq!(s.actions[0].delay.unwrap().1, Duration::from_secs(5));
+        assert_eq!(
+            s.network.links[0].params().latency,
+            Some(Duration::from_millis(40))
+        );
+        assert!(Scenario::from_toml("name='x'\nnodes=3\nduration='1m'\nbogus=1").is_err());
+    }
+}

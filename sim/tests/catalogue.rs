@@ -1,0 +1,200 @@
+//! The scenario catalogue as a CI suite: every file in `sim/scenarios/` runs with its
+//! own seed and must keep every invariant and meet its expectations. The join storm runs
+//! at 300 nodes here; `serf-sim run sim/scenarios/join-storm.toml` runs the full 1,000.
+
+use sim::{MemberlistNode, Scenario, Simulation};
+use std::path::PathBuf;
+
+fn catalogue() -> Vec<PathBuf> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn check(name: &str, nodes: Option<usize>) {
+    let path = catalogue()
+        .into_iter()
+        .find(|p| p.file_stem().is_some_and(|s| s == name))
+        .unwrap_or_else(|| panic!("no scenario {name}"));
+    let mut s = Scenario::load(&path).unwrap();
+    if let Some(n) = nodes {
+        s.nodes = n;
+    }
+    let r = Simulation::<MemberlistNode>::new(&s, s.seed)
+        .unwrap()
+        .run(&mut |_| {});
+    println!("{}", r.table());
+    assert!(
+        r.passed,
+        "{name} failed; replay: serf-sim run {} --seed {}{}",
+        path.display(),
+        s.seed,
+        nodes.map_or(String::new(), |n| format!(" --nodes {n}"))
+    );
+}
+
+#[test]
+fn every_catalogue_file_parses_and_is_tested() {
+    let names: Vec<String> = catalogue()
+        .iter()
+        .map(|p| {
+            Scenario::load(p).unwrap();
+            p.file_stem().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    let tested = [
+        "chaos",
+        "crash-5pct",
+        "join-storm",
+        "loss-10pct",
+        "loss-30pct",
+        "low-bandwidth",
+        "mass-restart",
+        "one-way-partition",
+        "partition-50-50",
+        "query-fan-out",
+        "rolling-restart",
+        "slow-nodes-no-lifeguard",
+        "slow-nodes",
+        "steady-state",
+        "user-event-storm",
+    ];
+    assert_eq!(names, tested, "add a test below for each new scenario");
+}
+
+#[test]
+fn steady_state() {
+    check("steady-state", None);
+}
+
+#[test]
+fn join_storm() {
+    check("join-storm", Some(300));
+}
+
+#[test]
+fn crash_5pct() {
+    check("crash-5pct", None);
+}
+
+#[test]
+fn partition_50_50() {
+    check("partition-50-50", None);
+}
+
+#[test]
+fn one_way_partition() {
+    check("one-way-partition", None);
+}
+
+#[test]
+fn loss_10pct() {
+    check("loss-10pct", None);
+}
+
+#[test]
+fn loss_30pct() {
+    check("loss-30pct", None);
+}
+
+#[test]
+fn low_bandwidth() {
+    check("low-bandwidth", None);
+}
+
+#[test]
+fn slow_nodes() {
+    check("slow-nodes", None);
+}
+
+#[test]
+fn slow_nodes_no_lifeguard() {
+    check("slow-nodes-no-lifeguard", None);
+}
+
+#[test]
+fn mass_restart() {
+    check("mass-restart", None);
+}
+
+#[test]
+fn rolling_restart() {
+    check("rolling-restart", None);
+}
+
+#[test]
+fn user_event_storm() {
+    check("user-event-storm", None);
+}
+
+#[test]
+fn query_fan_out() {
+    check("query-fan-out", None);
+}
+
+#[test]
+fn chaos() {
+    check("chaos", None);
+}
+
+#[test]
+fn crashed_nodes_chosen_at_random_come_back_by_label() {
+    let s = Scenario::from_toml(
+        r#"
+        name = "label"
+        nodes = 30
+        duration = "4m"
+        [[actions]]
+        at = "30s"
+        kind = "crash"
+        nodes = "10%"
+        label = "crashed"
+        [[actions]]
+        at = "90s"
+        kind = "start"
+        nodes = "@crashed"
+        [[expect]]
+        kind = "converged"
+        after = "90s"
+        within = "30s"
+        [[expect]]
+        kind = "detection"
+        all_within = "40s"
+    "#,
+    )
+    .unwrap();
+    let r = Simulation::<MemberlistNode>::new(&s, 5)
+        .unwrap()
+        .run(&mut |_| {});
+    assert!(r.passed, "{}", r.table());
+    assert_eq!(r.detection.crashes, 3);
+    assert_eq!(r.samples.last().unwrap().up, 30, "all back");
+}
+
+/// The VOPR-style sweep: the chaos scenario over many seeds, every invariant on.
+/// `cargo test --release -p sim --test catalogue -- --ignored --nocapture`
+#[test]
+#[ignore = "sweep: cargo test --release -p sim --test catalogue -- --ignored"]
+fn chaos_sweep() {
+    let path = catalogue()
+        .into_iter()
+        .find(|p| p.file_stem().is_some_and(|s| s == "chaos"))
+        .unwrap();
+    let s = Scenario::load(&path).unwrap();
+    for seed in 1..=200 {
+        let r = Simulation::<MemberlistNode>::new(&s, seed)
+            .unwrap()
+            .run(&mut |_| {});
+        assert!(
+            r.passed,
+            "seed {seed} failed; replay: serf-sim run {} --seed {seed}\n{}",
+            path.display(),
+            r.table()
+        );
+    }
+}
