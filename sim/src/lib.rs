@@ -48,6 +48,7 @@ mod observe;
 mod ops;
 pub mod report;
 pub mod scenario;
+pub mod serf_node;
 mod streams;
 pub mod trace;
 
@@ -55,4 +56,5 @@ pub use engine::{Progress, Simulation, Status};
 pub use node::{MemberlistNode, SimNode};
 pub use report::Report;
 pub use scenario::Scenario;
+pub use serf_node::SerfNode;
 pub mod svg;

@@ -9,7 +9,8 @@
 //! progress and speed) and `/proc` (peak memory, in `bench`).
 
 use clap::{Parser, Subcommand};
-use sim::{MemberlistNode, Progress, Scenario, Simulation};
+use sim::scenario::Layer;
+use sim::{MemberlistNode, Progress, Scenario, SerfNode, SimNode, Simulation};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant as WallClock;
@@ -49,6 +50,9 @@ enum Command {
         /// No progress lines.
         #[arg(long)]
         quiet: bool,
+        /// Protocol layer: memberlist or serf (default: the scenario's `layer`).
+        #[arg(long, value_parser = parse_layer)]
+        layer: Option<Layer>,
     },
     /// Scale benchmark: a steady cluster of N nodes for S simulated seconds; reports wall
     /// time, simulated seconds per wall second, peak memory and bytes per member entry.
@@ -72,7 +76,18 @@ enum Command {
         /// Seconds over which nodes start and join (default nodes/100, at least 10).
         #[arg(long)]
         spread: Option<u64>,
+        /// Protocol layer: memberlist (the default: membership only) or serf.
+        #[arg(long, value_parser = parse_layer, default_value = "memberlist")]
+        layer: Layer,
     },
+}
+
+fn parse_layer(s: &str) -> Result<Layer, String> {
+    match s {
+        "memberlist" => Ok(Layer::Memberlist),
+        "serf" => Ok(Layer::Serf),
+        other => Err(format!("unknown layer {other:?}: use memberlist or serf")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -85,7 +100,29 @@ fn main() -> ExitCode {
             json,
             svg,
             quiet,
-        } => run(scenario, seed, nodes, duration, json, svg, quiet),
+            layer,
+        } => match Scenario::load(&scenario) {
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+            Ok(loaded) => {
+                let args = RunArgs {
+                    path: scenario,
+                    seed,
+                    nodes,
+                    duration,
+                    json,
+                    svg,
+                    quiet,
+                    layer,
+                };
+                match layer.unwrap_or(loaded.layer) {
+                    Layer::Memberlist => run::<MemberlistNode>(loaded, args),
+                    Layer::Serf => run::<SerfNode>(loaded, args),
+                }
+            }
+        },
         Command::Bench {
             nodes,
             secs,
@@ -93,7 +130,13 @@ fn main() -> ExitCode {
             views,
             max_queue_depth,
             spread,
-        } => bench(nodes, secs, seed, views, max_queue_depth, spread),
+            layer,
+        } => match layer {
+            Layer::Memberlist => {
+                bench::<MemberlistNode>(nodes, secs, seed, views, max_queue_depth, spread)
+            }
+            Layer::Serf => bench::<SerfNode>(nodes, secs, seed, views, max_queue_depth, spread),
+        },
     }
 }
 
@@ -120,8 +163,8 @@ fn progress_printer(quiet: bool) -> impl FnMut(&Progress) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
+/// The options of `serf-sim run`.
+struct RunArgs {
     path: PathBuf,
     seed: Option<u64>,
     nodes: Option<usize>,
@@ -129,14 +172,20 @@ fn run(
     json: Option<PathBuf>,
     svg: Option<PathBuf>,
     quiet: bool,
-) -> ExitCode {
-    let mut scenario = match Scenario::load(&path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    layer: Option<Layer>,
+}
+
+fn run<N: SimNode>(mut scenario: Scenario, args: RunArgs) -> ExitCode {
+    let RunArgs {
+        path,
+        seed,
+        nodes,
+        duration,
+        json,
+        svg,
+        quiet,
+        layer,
+    } = args;
     if let Some(n) = nodes {
         scenario.nodes = n;
     }
@@ -150,7 +199,7 @@ fn run(
         }
     }
     let seed = seed.unwrap_or(scenario.seed);
-    let sim = match Simulation::<MemberlistNode>::new(&scenario, seed) {
+    let sim = match Simulation::<N>::new(&scenario, seed) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -189,6 +238,9 @@ fn run(
         if let Some(d) = duration {
             cmd.push_str(&format!(" --duration {d}"));
         }
+        if layer.is_some() {
+            cmd.push_str(&format!(" --layer {}", N::KIND));
+        }
         eprintln!("FAILED with seed {seed}; replay exactly with:\n  {cmd}");
         ExitCode::from(1)
     }
@@ -209,7 +261,7 @@ fn current_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn bench(
+fn bench<N: SimNode>(
     nodes: usize,
     secs: u64,
     seed: u64,
@@ -225,7 +277,7 @@ fn bench(
     }
     let rss_before = current_rss().unwrap_or(0);
     let started = WallClock::now();
-    let mut sim = match Simulation::<MemberlistNode>::new(&scenario, seed) {
+    let mut sim = match Simulation::<N>::new(&scenario, seed) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -243,7 +295,7 @@ fn bench(
         let quiet = sim.agreed()
             && (0..nodes as u32)
                 .filter_map(|i| sim.node(i))
-                .all(|n| sim::node::SimNode::counters(n).queue_depth == 0);
+                .all(|n| n.counters().queue_depth == 0);
         if quiet || t.as_duration() >= form_limit {
             break;
         }
@@ -255,7 +307,7 @@ fn bench(
     let rss_formed = current_rss().unwrap_or(0);
     let members: usize = (0..nodes as u32)
         .filter_map(|i| sim.node(i))
-        .map(|n| sim::node::SimNode::counters(n).members)
+        .map(|n| n.counters().members)
         .sum();
     let steady_started = WallClock::now();
     let steady_steps = sim.steps();

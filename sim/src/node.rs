@@ -403,7 +403,9 @@ impl SimNode for MemberlistNode {
                 Event::JoinCompleted { joined, .. } => Some(SimEvent::JoinDone { ok: joined > 0 }),
                 Event::LeaveCompleted { .. } => Some(SimEvent::LeaveDone),
                 Event::NameConflict { .. } => Some(SimEvent::NameConflict),
-                Event::PingComplete { .. } | Event::RemoteState { .. } => None,
+                Event::PingComplete { .. }
+                | Event::RemoteState { .. }
+                | Event::BroadcastDone { .. } => None,
             };
             if let Some(e) = out {
                 return SimOutput::Event(e);

@@ -33,6 +33,9 @@ pub struct Scenario {
     /// Simulated time to run.
     #[serde(with = "duration")]
     pub duration: Duration,
+    /// Protocol layer the nodes run (`--layer` overrides it).
+    #[serde(default)]
+    pub layer: Layer,
     /// Protocol preset the overrides start from.
     #[serde(default)]
     pub profile: Profile,
@@ -64,6 +67,18 @@ pub struct Scenario {
 
 fn default_seed() -> u64 {
     1
+}
+
+/// Which protocol layer the nodes run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// The memberlist layer alone (SWIM + Lifeguard); user events and queries are modelled
+    /// as gossiped user messages.
+    #[default]
+    Memberlist,
+    /// The full Serf layer: Lamport-ordered events, queries, reconnection, snapshots.
+    Serf,
 }
 
 /// The protocol preset (memberlist `DefaultLANConfig` and friends).
@@ -199,9 +214,8 @@ impl ConfigOverrides {
         if self.encryption == Some(true) {
             c.keyring = Some(serf_proto::Keyring::new(serf_proto::SecretKey([7; 32])));
         }
-        if self.lifeguard == Some(false) {
-            c.awareness_max_multiplier = 1;
-            c.suspicion_max_timeout_mult = 1;
+        if let Some(on) = self.lifeguard {
+            c.lifeguard = on;
         }
         c
     }
@@ -683,6 +697,7 @@ impl Scenario {
             nodes,
             seed: 1,
             duration,
+            layer: Layer::Memberlist,
             profile: Profile::Lan,
             config: ConfigOverrides::default(),
             bootstrap: Bootstrap::default(),
@@ -779,7 +794,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_scenario_parses_and_lifeguard_off_is_emulated() {
+    fn a_full_scenario_parses_and_switches_lifeguard_off() {
         let s = Scenario::from_toml(
             r#"
             name = "t"
@@ -817,8 +832,7 @@ mod tests {
         )
         .unwrap();
         let c = s.config.build(s.profile);
-        assert_eq!(c.awareness_max_multiplier, 1);
-        assert_eq!(c.suspicion_max_timeout_mult, 1);
+        assert!(!c.lifeguard);
         assert_eq!(s.actions[0].delay.unwrap().1, Duration::from_secs(5));
         assert_eq!(
             s.network.links[0].params().latency,

@@ -2,7 +2,8 @@
 //! own seed and must keep every invariant and meet its expectations. The join storm runs
 //! at 300 nodes here; `serf-sim run sim/scenarios/join-storm.toml` runs the full 1,000.
 
-use sim::{MemberlistNode, Scenario, Simulation};
+use sim::scenario::Layer;
+use sim::{MemberlistNode, Scenario, SerfNode, Simulation};
 use std::path::PathBuf;
 
 fn catalogue() -> Vec<PathBuf> {
@@ -25,9 +26,14 @@ fn check(name: &str, nodes: Option<usize>) {
     if let Some(n) = nodes {
         s.nodes = n;
     }
-    let r = Simulation::<MemberlistNode>::new(&s, s.seed)
-        .unwrap()
-        .run(&mut |_| {});
+    let r = match s.layer {
+        Layer::Memberlist => Simulation::<MemberlistNode>::new(&s, s.seed)
+            .unwrap()
+            .run(&mut |_| {}),
+        Layer::Serf => Simulation::<SerfNode>::new(&s, s.seed)
+            .unwrap()
+            .run(&mut |_| {}),
+    };
     println!("{}", r.table());
     assert!(
         r.passed,
@@ -54,12 +60,15 @@ fn every_catalogue_file_parses_and_is_tested() {
         "loss-10pct",
         "loss-30pct",
         "low-bandwidth",
+        "mass-restart-snapshot",
         "mass-restart",
         "one-way-partition",
         "partition-50-50",
+        "partition-heal-serf",
         "query-fan-out",
         "rolling-restart",
         "slow-nodes-no-lifeguard",
+        "slow-nodes-stalls",
         "slow-nodes",
         "steady-state",
         "user-event-storm",
@@ -110,6 +119,21 @@ fn low_bandwidth() {
 #[test]
 fn slow_nodes() {
     check("slow-nodes", None);
+}
+
+#[test]
+fn slow_nodes_stalls() {
+    check("slow-nodes-stalls", None);
+}
+
+#[test]
+fn partition_heal_serf() {
+    check("partition-heal-serf", None);
+}
+
+#[test]
+fn mass_restart_snapshot() {
+    check("mass-restart-snapshot", None);
 }
 
 #[test]

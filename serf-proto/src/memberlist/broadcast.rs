@@ -188,6 +188,10 @@ impl BroadcastQueue {
             self.items.insert(key, item);
         }
         self.reinsert = reinsert;
+        if self.items.is_empty() && self.by_name.capacity() > 64 {
+            // A burst (a join storm) is over: give the index's memory back.
+            self.by_name.shrink_to(0);
+        }
         used
     }
 }

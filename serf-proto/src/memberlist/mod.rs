@@ -684,7 +684,34 @@ impl<D: Delegate> Memberlist<D> {
         if let Some(e) = self.events.pop_front() {
             return Output::Event(e);
         }
+        self.trim();
         Output::Timeout(self.next_deadline())
+    }
+
+    /// Releases memory held after a burst: a push-pull merge queues one event per member
+    /// and leaves frame-sized scratch buffers behind. With thousands of simulated nodes
+    /// each keeping its largest burst, that is most of the memory (it is returned at the
+    /// end of a drain, so the hot path keeps its buffers).
+    pub(crate) fn trim(&mut self) {
+        const KEEP_ITEMS: usize = 64;
+        const KEEP_BYTES: usize = 16 * 1024;
+        if self.events.is_empty() && self.events.capacity() > KEEP_ITEMS {
+            self.events.shrink_to(KEEP_ITEMS);
+        }
+        if self.pending.is_empty() && self.pending.capacity() > KEEP_ITEMS {
+            self.pending.shrink_to(KEEP_ITEMS);
+        }
+        for b in [
+            &mut self.scratch.body,
+            &mut self.scratch.compressed,
+            &mut self.scratch.payload,
+        ] {
+            if b.capacity() > KEEP_BYTES {
+                b.clear();
+                b.shrink_to(KEEP_BYTES);
+            }
+        }
+        self.scratch.open.trim(KEEP_BYTES);
     }
 
     /// The next datagram or stream operation, if any (events and the deadline excluded).

@@ -237,6 +237,11 @@ impl Members {
         let n = self.entries.len();
         let h = self.hash(&entry.node.name);
         self.counts[entry.node.state.slot()] += 1;
+        if self.entries.len() == self.entries.capacity() {
+            // Grow by a quarter rather than doubling: a node holds one entry per member, so
+            // in a large simulation doubling could leave half of all entries' memory unused.
+            self.entries.reserve_exact(n / 4 + 8);
+        }
         let offset = rng.index(n + 1);
         // Move the member at `offset` to the end, then put the new one at `offset`. Index
         // values stay unique at every step, so looking a slot up by value is exact. Sizes are

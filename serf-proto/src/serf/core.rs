@@ -404,6 +404,16 @@ impl Core {
         }
     }
 
+    /// Releases queue memory after a burst (see `Memberlist::trim`).
+    pub fn trim(&mut self) {
+        if self.events.is_empty() && self.events.capacity() > 64 {
+            self.events.shrink_to(64);
+        }
+        if self.outbox.is_empty() && self.outbox.capacity() > 64 {
+            self.outbox.shrink_to(64);
+        }
+    }
+
     pub fn next_notify(&mut self) -> u64 {
         self.next_notify += 1;
         self.next_notify

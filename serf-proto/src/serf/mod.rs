@@ -823,6 +823,8 @@ impl Serf {
             if let Some(e) = self.ml.delegate_mut().events.pop_front() {
                 return Output::Event(e);
             }
+            self.ml.trim();
+            self.ml.delegate_mut().trim();
             let serf_deadline = self.core().next_deadline();
             return Output::Timeout(self.ml.next_deadline().min(serf_deadline));
         }

@@ -93,6 +93,18 @@ pub struct OpenScratch {
     decompressed: Vec<u8>,
 }
 
+impl OpenScratch {
+    /// Gives back memory beyond `keep` bytes per buffer (after a large stream frame).
+    pub fn trim(&mut self, keep: usize) {
+        for b in [&mut self.decrypted, &mut self.decompressed] {
+            if b.capacity() > keep {
+                b.clear();
+                b.shrink_to(keep);
+            }
+        }
+    }
+}
+
 impl Transforms {
     fn encrypting(&self) -> bool {
         cfg!(feature = "encryption") && self.encrypt_outgoing && self.keyring.is_some()
