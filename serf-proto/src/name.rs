@@ -65,6 +65,15 @@ impl Name {
         }
     }
 
+    /// The name's bytes (UTF-8), without re-checking them: comparisons and hashing use
+    /// this on hot paths (member lookups in every push-pull merge).
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..*len as usize],
+            Repr::Shared(s) => s.as_bytes(),
+        }
+    }
+
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -99,20 +108,20 @@ impl Borrow<str> for Name {
 
 impl PartialEq for Name {
     fn eq(&self, other: &Name) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 impl Eq for Name {}
 
 impl PartialEq<str> for Name {
     fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<&str> for Name {
     fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -123,13 +132,17 @@ impl PartialOrd for Name {
 }
 impl Ord for Name {
     fn cmp(&self, other: &Name) -> Ordering {
-        self.as_str().cmp(other.as_str())
+        // UTF-8 byte order is code point order, as `str`'s.
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
 impl Hash for Name {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
+        // Exactly what `str`'s Hash does (bytes, then a 0xff terminator), so that maps keyed
+        // by `Name` can be searched with a `&str` (`Borrow<str>`); a test checks it.
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
     }
 }
 
@@ -175,6 +188,19 @@ mod tests {
         assert_eq!(short, Name::new("node-1").unwrap());
         assert!(long < short, "names order as their strings");
         assert_eq!(core::mem::size_of::<Name>(), 24);
+    }
+
+    #[test]
+    fn hashes_like_its_string() {
+        use core::hash::BuildHasher;
+        let h = foldhash::fast::FixedState::with_seed(7);
+        for s in ["a", "node-1", "a-rather-long-node-name-that-is-shared.example.com", "é"] {
+            let n = Name::new(s).unwrap();
+            assert_eq!(h.hash_one(&n), h.hash_one(s));
+            let mut m: hashbrown::HashMap<Name, u8, _> = hashbrown::HashMap::with_hasher(h.clone());
+            m.insert(n, 1);
+            assert_eq!(m.get(s), Some(&1));
+        }
     }
 
     #[test]
