@@ -369,10 +369,15 @@ impl Core {
         self.next_rejoin();
     }
 
+    /// Tries the next previous members. Go tries one at a time; after a mass restart many
+    /// of them are down too, and each costs a stream timeout, so three go at once.
     pub fn next_rejoin(&mut self) {
-        if let Some(addr) = self.rejoin.pop() {
+        const AT_ONCE: usize = 3;
+        let n = self.rejoin.len().min(AT_ONCE);
+        if n > 0 {
+            let seeds = self.rejoin.split_off(self.rejoin.len() - n);
             self.outbox.push_back(Action::Join {
-                seeds: vec![addr],
+                seeds,
                 purpose: JoinPurpose::Snapshot,
             });
         }
