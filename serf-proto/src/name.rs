@@ -194,7 +194,12 @@ mod tests {
     fn hashes_like_its_string() {
         use core::hash::BuildHasher;
         let h = foldhash::fast::FixedState::with_seed(7);
-        for s in ["a", "node-1", "a-rather-long-node-name-that-is-shared.example.com", "é"] {
+        for s in [
+            "a",
+            "node-1",
+            "a-rather-long-node-name-that-is-shared.example.com",
+            "é",
+        ] {
             let n = Name::new(s).unwrap();
             assert_eq!(h.hash_one(&n), h.hash_one(s));
             let mut m: hashbrown::HashMap<Name, u8, _> = hashbrown::HashMap::with_hasher(h.clone());

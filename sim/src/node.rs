@@ -125,6 +125,20 @@ pub enum SimOutput {
     Timeout(Instant),
 }
 
+impl SimOutput {
+    /// The simulator's form of a core's output, or the core's event to translate.
+    pub fn from_core<E>(out: serf_proto::Output<E>) -> Result<SimOutput, E> {
+        Ok(match out {
+            Output::Transmit { to } => SimOutput::Transmit { to },
+            Output::OpenStream { id, to } => SimOutput::OpenStream { id, to },
+            Output::SendFrame { id } => SimOutput::SendFrame { id },
+            Output::CloseStream { id } => SimOutput::CloseStream { id },
+            Output::Timeout(at) => SimOutput::Timeout(at),
+            Output::Event(e) => return Err(e),
+        })
+    }
+}
+
 /// Counters the simulator reads after each step (cheap to copy).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeCounters {
@@ -380,13 +394,9 @@ impl SimNode for MemberlistNode {
 
     fn poll(&mut self, now: Instant, buf: &mut Vec<u8>) -> SimOutput {
         loop {
-            let ev = match self.ml.poll_output(buf) {
-                Output::Transmit { to } => return SimOutput::Transmit { to },
-                Output::OpenStream { id, to } => return SimOutput::OpenStream { id, to },
-                Output::SendFrame { id } => return SimOutput::SendFrame { id },
-                Output::CloseStream { id } => return SimOutput::CloseStream { id },
-                Output::Timeout(at) => return SimOutput::Timeout(at),
-                Output::Event(e) => e,
+            let ev = match SimOutput::from_core(self.ml.poll_output(buf)) {
+                Ok(out) => return out,
+                Err(e) => e,
             };
             let out = match ev {
                 Event::NodeJoined(n) => Some(member(&n, Change::Joined)),

@@ -15,7 +15,7 @@ use serf_proto::memberlist;
 use serf_proto::serf::{
     self, Event, MemberEventKind, MemberStatus, QueryId, QueryParams, SnapshotState,
 };
-use serf_proto::{Instant, Name, Output, Serf, StreamEvent, StreamId};
+use serf_proto::{Instant, Name, Serf, StreamEvent, StreamId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A Serf node in the simulator.
@@ -201,13 +201,9 @@ impl SimNode for SerfNode {
             if !self.pending.is_empty() {
                 return SimOutput::Event(self.pending.remove(0));
             }
-            match self.serf.poll_output(buf) {
-                Output::Transmit { to } => return SimOutput::Transmit { to },
-                Output::OpenStream { id, to } => return SimOutput::OpenStream { id, to },
-                Output::SendFrame { id } => return SimOutput::SendFrame { id },
-                Output::CloseStream { id } => return SimOutput::CloseStream { id },
-                Output::Timeout(at) => return SimOutput::Timeout(at),
-                Output::Event(e) => self.on_event(now, e),
+            match SimOutput::from_core(self.serf.poll_output(buf)) {
+                Ok(out) => return out,
+                Err(e) => self.on_event(now, e),
             }
         }
     }

@@ -201,7 +201,9 @@ impl Members {
         let h = self.hash(name);
         let entries = &self.entries;
         self.index
-            .find(h, |&i| entries[i as usize].node.name.as_bytes() == name.as_bytes())
+            .find(h, |&i| {
+                entries[i as usize].node.name.as_bytes() == name.as_bytes()
+            })
             .map(|&i| i as usize)
     }
 

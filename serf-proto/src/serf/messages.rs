@@ -7,6 +7,7 @@
 use super::clock::LamportTime;
 use crate::wire::WireError;
 use crate::wire::codec::{Decoder, Encoder, Value};
+use crate::wire::message::each_field;
 use core::net::SocketAddr;
 use core::time::Duration;
 
@@ -43,17 +44,6 @@ impl SerfType {
             _ => return None,
         })
     }
-}
-
-fn each_field<'a>(
-    fields: &'a [u8],
-    mut f: impl FnMut(u32, Value<'a>) -> Result<(), WireError>,
-) -> Result<(), WireError> {
-    let mut d = Decoder::new(fields);
-    while let Some((n, v)) = d.next_field()? {
-        f(n, v)?;
-    }
-    Ok(())
 }
 
 /// Appends a Serf message: its type byte, then the fields written by `f`.

@@ -66,8 +66,8 @@ pub trait WireMessage<'a>: Sized {
     }
 }
 
-/// Runs `f` on every field of `fields`.
-fn each_field<'a>(
+/// Runs `f` on every field of `fields` (shared by every message decoder).
+pub(crate) fn each_field<'a>(
     fields: &'a [u8],
     mut f: impl FnMut(u32, Value<'a>) -> Result<(), WireError>,
 ) -> Result<(), WireError> {
