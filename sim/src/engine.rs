@@ -476,7 +476,10 @@ impl<N: SimNode> Simulation<N> {
             Ev::Deferred { node, life, ev } => {
                 let h = &mut self.hosts[node as usize];
                 let lane = lane(&ev);
-                h.inbox_len[lane] = h.inbox_len[lane].saturating_sub(1);
+                // Only inputs of the current life are counted in its lanes.
+                if h.life == life {
+                    h.inbox_len[lane] = h.inbox_len[lane].saturating_sub(1);
+                }
                 if h.life == life && h.running() {
                     self.process_now(*ev);
                 }

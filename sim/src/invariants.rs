@@ -166,7 +166,9 @@ impl Views {
         if let Some(t) = &mut self.table {
             let cell = &mut t[o as usize * self.n + s as usize];
             let (state, prev_inc, since) = unpack(*cell);
-            let may_have_forgotten = now.saturating_duration_since(since) > self.forget_after;
+            // Only members held dead or left may be forgotten (and relearned lower).
+            let may_have_forgotten = (state == DEAD || state == LEFT)
+                && now.saturating_duration_since(since) > self.forget_after;
             if state != UNKNOWN && !may_have_forgotten {
                 let came_back = matches!(change, Change::Joined | Change::Updated);
                 if check_resurrection && came_back && (state == DEAD || state == LEFT) {

@@ -263,13 +263,22 @@ impl Recorder {
 
     /// The first instant in `[from, to]` at which the cluster agreed, if any.
     pub fn agreed_within(&self, from: Instant, to: Instant) -> Option<Instant> {
-        let at_from = self
-            .agreement
-            .iter()
-            .take_while(|&&(t, _)| t <= from)
-            .last()
-            .is_some_and(|&(_, a)| a);
-        if at_from {
+        let state_at = |t0: Instant| {
+            self.agreement
+                .iter()
+                .take_while(|&&(t, _)| t <= t0)
+                .last()
+                .is_some_and(|&(_, a)| a)
+        };
+        // Agreement at `from` itself only counts if nothing broke it up to `to`: a
+        // disturbance that changes no view at once (partition, heal, network, pause end)
+        // would otherwise count as converged before it had any effect.
+        if state_at(from)
+            && !self
+                .agreement
+                .iter()
+                .any(|&(t, a)| !a && t > from && t <= to)
+        {
             return Some(from);
         }
         self.agreement

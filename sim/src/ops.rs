@@ -233,7 +233,10 @@ impl<N: SimNode> Simulation<N> {
 
     fn join(&mut self, i: u32, seeds: &Option<NodeSet>) {
         let mut addrs = self.seed_addrs(i, seeds);
-        if seeds.is_none() && (i as usize) < self.scenario.bootstrap.seeds {
+        if seeds.is_none()
+            && (i as usize) < self.scenario.bootstrap.seeds
+            && self.hosts[i as usize].life == 1
+        {
             // A seed joins the seeds started before it; the first seed is alone.
             addrs.retain(|a| crate::engine::index_of(*a, self.hosts.len()).is_some_and(|s| s < i));
         }

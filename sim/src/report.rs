@@ -460,10 +460,22 @@ impl<N: SimNode> Simulation<N> {
             }
             ExpectKind::Detection => {
                 let d = &r.detection;
-                let mut ok = d.detected == d.crashes;
-                let mut detail = format!("{}/{} crashes detected by all", d.detected, d.crashes);
+                // Crashes restarted before they were detected are not counted (README).
+                let counted = d.records.iter().filter(|c| !c.restarted_first).count();
+                let detected = d
+                    .records
+                    .iter()
+                    .filter(|c| !c.restarted_first && c.all_failed.is_some())
+                    .count();
+                let mut ok = detected == counted;
+                let mut detail = format!("{detected}/{counted} crashes detected by all");
                 if let Some(f) = e.first_within {
-                    ok &= d.first.count == d.crashes && d.first.max <= f.as_secs_f64();
+                    let first = d
+                        .records
+                        .iter()
+                        .filter(|c| !c.restarted_first && c.first_failed.is_some())
+                        .count();
+                    ok &= first == counted && d.first.max <= f.as_secs_f64();
                     let _ = write!(detail, ", first max {:.1}s", d.first.max);
                 }
                 if let Some(a) = e.all_within {

@@ -145,6 +145,8 @@ impl SimNode for SerfNode {
 
     fn configure(memberlist: memberlist::Config) -> Result<serf::Config, String> {
         let config = serf::Config {
+            // Serf sizes the memberlist's queues from its own setting.
+            max_queue_depth: memberlist.max_queue_depth,
             memberlist,
             snapshot: true,
             // Query answers are names; the default timeout follows the cluster size.
@@ -244,8 +246,18 @@ impl SimNode for SerfNode {
 
     fn member(&self, name: &str) -> Option<MemberView> {
         let m = self.serf.member(name)?;
+        let mut state = normalize(m.status)?;
+        // Serf has no suspect status; the memberlist underneath knows.
+        let suspected = self
+            .serf
+            .memberlist()
+            .member(name)
+            .is_some_and(|n| n.state() == memberlist::NodeState::Suspect);
+        if state == MemberState::Alive && suspected {
+            state = MemberState::Suspect;
+        }
         Some(MemberView {
-            state: normalize(m.status)?,
+            state,
             incarnation: self.incarnation_of(name),
         })
     }
