@@ -33,10 +33,12 @@ type FixedMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
 /// Something the Serf layer wants done on the memberlist.
 #[derive(Debug)]
 pub(crate) enum Action {
-    /// Gossip a Serf message on a tier.
+    /// Gossip a Serf message on a tier. It is framed once, as the memberlist user
+    /// message that carries it; the Serf message itself starts at `payload_at`.
     Broadcast {
         tier: usize,
-        msg: Vec<u8>,
+        framed: Vec<u8>,
+        payload_at: usize,
         notify: Option<u64>,
     },
     /// Send a Serf message to one address (by datagram, or stream if large).
@@ -58,6 +60,20 @@ pub(crate) enum Action {
     },
     /// Shut down.
     Shutdown(ShutdownReason),
+}
+
+impl Action {
+    /// Gossips the Serf message `msg` on `tier`.
+    pub fn broadcast(tier: usize, msg: &[u8], notify: Option<u64>) -> Action {
+        let framed = crate::wire::WireMessage::to_vec(&crate::wire::User { payload: msg });
+        let payload_at = framed.len() - msg.len();
+        Action::Broadcast {
+            tier,
+            framed,
+            payload_at,
+            notify,
+        }
+    }
 }
 
 /// Why a memberlist join was started.
@@ -768,11 +784,8 @@ impl Core {
         JoinIntent { ltime, node: &name }.encode(&mut msg);
         self.clock.witness(ltime);
         self.handle_join_intent(now, ltime, &name);
-        self.outbox.push_back(Action::Broadcast {
-            tier: TIER_INTENT,
-            msg,
-            notify: None,
-        });
+        self.outbox
+            .push_back(Action::broadcast(TIER_INTENT, &msg, None));
     }
 
     /// Buffers an intent about a member not known yet; returns whether it was news.
@@ -909,11 +922,8 @@ impl Core {
         let mut msg = Vec::new();
         LeaveIntent { ltime, node, prune }.encode(&mut msg);
         if self.handle_leave_intent(now, ltime, node, prune) {
-            self.outbox.push_back(Action::Broadcast {
-                tier: TIER_INTENT,
-                msg,
-                notify: None,
-            });
+            self.outbox
+                .push_back(Action::broadcast(TIER_INTENT, &msg, None));
         }
         Ok(())
     }
@@ -945,11 +955,8 @@ impl Core {
         if others {
             let notify = self.next_notify();
             self.leave = LeaveStage::Intent(notify);
-            self.outbox.push_back(Action::Broadcast {
-                tier: TIER_INTENT,
-                msg,
-                notify: Some(notify),
-            });
+            self.outbox
+                .push_back(Action::broadcast(TIER_INTENT, &msg, Some(notify)));
             self.schedule(
                 now + self.config.broadcast_timeout,
                 SerfTimer::LeaveIntentTimeout(notify),
@@ -1021,11 +1028,7 @@ impl Core {
     }
 
     fn rebroadcast(&mut self, tier: usize, bytes: &[u8]) {
-        self.outbox.push_back(Action::Broadcast {
-            tier,
-            msg: bytes.to_vec(),
-            notify: None,
-        });
+        self.outbox.push_back(Action::broadcast(tier, bytes, None));
     }
 
     // ---- push-pull ----------------------------------------------------------------------

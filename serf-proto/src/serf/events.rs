@@ -54,11 +54,8 @@ impl Core {
         .encode(&mut msg);
         self.last_now = now;
         self.handle_user_event(ltime, name, payload, coalesce);
-        self.outbox.push_back(Action::Broadcast {
-            tier: TIER_EVENT,
-            msg,
-            notify: None,
-        });
+        self.outbox
+            .push_back(Action::broadcast(TIER_EVENT, &msg, None));
         Ok(())
     }
 

@@ -53,7 +53,6 @@ use crate::name::Name;
 use crate::output::{Output, StreamEvent, StreamId};
 use crate::time::Instant;
 use crate::transform::{KeyringError, SecretKey};
-use crate::wire::{User, WireMessage};
 use ::core::net::SocketAddr;
 use ::core::time::Duration;
 use bytes::Bytes;
@@ -427,7 +426,37 @@ pub(crate) const TIER_EVENT: usize = 2;
 
 /// A Serf node: the memberlist state machine with the Serf layer on top.
 ///
-/// Inputs and the output loop are the same as the memberlist layer's; see the crate docs.
+/// Inputs and the output loop are the same as the memberlist layer's; see the crate docs
+/// for a complete loop over a network.
+///
+/// ```
+/// use serf_proto::serf::{Config, Event, MemberStatus, Tags};
+/// use serf_proto::{Instant, Output, Serf};
+///
+/// let mut tags = Tags::new();
+/// tags.insert("role".into(), "web".into());
+/// let config = Config { tags, ..Config::default() };
+/// let now = Instant::ZERO;
+/// let mut node = Serf::new(config, "web-1", "10.0.0.1:7946".parse().unwrap(), 42, now).unwrap();
+///
+/// // Commands take effect at once; what they cause comes out of the drain.
+/// node.user_event(now, "deploy", b"v2", false).unwrap();
+/// let mut buf = Vec::new();
+/// let mut seen = Vec::new();
+/// let next = loop {
+///     match node.poll_output(&mut buf) {
+///         Output::Event(Event::Member { kind, members }) => seen.push(format!("{} {}", kind.as_str(), members[0].name)),
+///         Output::Event(Event::User(e)) => seen.push(format!("user {} {:?}", e.name, e.payload)),
+///         Output::Event(_) | Output::Transmit { .. } | Output::OpenStream { .. }
+///         | Output::SendFrame { .. } | Output::CloseStream { .. } => {}
+///         Output::Timeout(at) => break at,
+///     }
+/// };
+/// assert_eq!(seen, ["member-join web-1", "user deploy b\"v2\""]);
+/// assert_eq!(node.local_member().status, MemberStatus::Alive);
+/// assert_eq!(node.local_member().tags["role"], "web");
+/// assert!(next > now, "call handle_timeout at `next`, or on the next input");
+/// ```
 #[derive(Debug)]
 pub struct Serf {
     ml: Memberlist<Core>,
@@ -869,8 +898,12 @@ impl Serf {
     /// Carries out one action of the Serf layer on the memberlist.
     fn apply(&mut self, now: Instant, action: Action) {
         match action {
-            Action::Broadcast { tier, msg, notify } => {
-                let framed = User { payload: &msg }.to_vec();
+            Action::Broadcast {
+                tier,
+                framed,
+                payload_at,
+                notify,
+            } => {
                 if framed.len() <= self.ml.max_piggyback() {
                     self.ml
                         .queue_user_broadcast(tier, Bytes::from(framed), notify);
@@ -878,12 +911,13 @@ impl Serf {
                     // Too large for a packet: spread it over streams to as many random
                     // members as a broadcast would reach, each of which does the same on
                     // first receipt; push-pull covers anyone missed.
+                    let msg = &framed[payload_at..];
                     let fanout = self.ml.retransmit_limit().max(1) as usize;
                     let seed = self.ml.rng().next_u64();
                     let targets = self.ml.delegate_mut().random_alive_peers(fanout, seed);
                     self.ml.delegate_mut().metrics.stream_gossip += 1;
                     for to in targets {
-                        let _ = self.ml.send_user_message(now, to, &msg);
+                        let _ = self.ml.send_user_message(now, to, msg);
                     }
                     if let Some(id) = notify {
                         self.ml.delegate_mut().on_memberlist_event(

@@ -220,11 +220,8 @@ impl Core {
         {
             self.handle_query(now, &q);
         }
-        self.outbox.push_back(Action::Broadcast {
-            tier: TIER_QUERY,
-            msg,
-            notify: None,
-        });
+        self.outbox
+            .push_back(Action::broadcast(TIER_QUERY, &msg, None));
         Ok(QueryId(id))
     }
 
