@@ -11,7 +11,7 @@
 
 use crate::invariants::{Views, convergence_deadline};
 use crate::measure::Recorder;
-use crate::network::{Fate, Network, NodeBits};
+use crate::network::{Fate, FaultId, Network, NodeBits};
 use crate::node::{NodeSpec, SimNode, SimOutput};
 use crate::report::{Report, Violation};
 use crate::scenario::{NodeSet, Scenario};
@@ -139,7 +139,7 @@ pub(crate) enum Ev {
 }
 
 /// The lane of a deferred input: 0 timers, 1 datagrams, 2 streams.
-fn lane(ev: &Ev) -> usize {
+pub(crate) fn lane(ev: &Ev) -> usize {
     match ev {
         Ev::Timer { .. } => 0,
         Ev::Datagram { .. } => 1,
@@ -148,10 +148,10 @@ fn lane(ev: &Ev) -> usize {
 }
 
 #[derive(Debug)]
-struct Item {
-    at: Instant,
-    seq: u64,
-    ev: Ev,
+pub(crate) struct Item {
+    pub at: Instant,
+    pub seq: u64,
+    pub ev: Ev,
 }
 
 impl PartialEq for Item {
@@ -223,7 +223,7 @@ pub struct Simulation<N: SimNode> {
     pub(crate) ml_config: serf_proto::memberlist::Config,
     pub(crate) now: Instant,
     pub(crate) end: Instant,
-    queue: BinaryHeap<Item>,
+    pub(crate) queue: BinaryHeap<Item>,
     seq: u64,
     pub(crate) steps: u64,
     pub(crate) net: Network,
@@ -237,6 +237,11 @@ pub struct Simulation<N: SimNode> {
     pub(crate) labels: BTreeMap<String, Vec<u32>>,
     pub(crate) ops: Vec<crate::ops::Op>,
     pub(crate) streams: crate::streams::Streams,
+    /// Slow faults in force: their id, the nodes still slow by them, the delay range.
+    pub(crate) slow_faults: Vec<(FaultId, Vec<u32>, (Duration, Duration))>,
+    /// When the network was last split, once it no longer is (`None` while split or if
+    /// it never was).
+    pub(crate) split_ended: Option<Instant>,
     pub(crate) epoch: u64,
     pub(crate) last_disturbance: Instant,
     pub(crate) deadline: Duration,
@@ -341,6 +346,8 @@ impl<N: SimNode> Simulation<N> {
             labels: BTreeMap::new(),
             ops: Vec::new(),
             streams: Default::default(),
+            slow_faults: Vec::new(),
+            split_ended: None,
             epoch: 0,
             last_disturbance: Instant::ZERO,
             deadline,
@@ -430,6 +437,16 @@ impl<N: SimNode> Simulation<N> {
     /// The invariant violations so far.
     pub fn violations(&self) -> &[Violation] {
         &self.violations
+    }
+
+    /// Call after a partition, cut or heal: notes when the network stopped being split.
+    pub(crate) fn split_changed(&mut self, was_split: bool) {
+        let split = self.net.is_split();
+        if was_split && !split {
+            self.split_ended = Some(self.now);
+        } else if split {
+            self.split_ended = None;
+        }
     }
 
     pub(crate) fn push(&mut self, at: Instant, ev: Ev) {
@@ -774,6 +791,10 @@ impl<N: SimNode> Simulation<N> {
         h.deadline = Instant::MAX;
         h.slow = None;
         h.paused_until = None;
+        // Slowness dies with the process: a later start is a healthy process.
+        for f in &mut self.slow_faults {
+            f.1.retain(|&n| n != i);
+        }
         self.trace.word(now.as_nanos());
         self.trace
             .word(10 | u64::from(i) << 8 | u64::from(crash) << 40);

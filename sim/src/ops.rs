@@ -1,7 +1,7 @@
 //! The scenario's timeline as primitive operations, and node-set resolution.
 
 use crate::engine::{Ev, Simulation, Status, addr_of};
-use crate::network::{LinkOverride, LinkParams, NodeBits};
+use crate::network::{FaultId, LinkOverride, NodeBits};
 use crate::node::SimNode;
 use crate::scenario::{ActionKind, NodeSet};
 use core::time::Duration;
@@ -56,7 +56,14 @@ pub(crate) enum OpKind {
         delay: (Duration, Duration),
         lasts: Option<Duration>,
     },
+    /// The end of slow fault `id` (only that one: an earlier slow still in force on the
+    /// same node takes over).
     Unslow {
+        id: FaultId,
+    },
+    /// The end of a pause on `nodes` (a node paused again meanwhile stays paused until
+    /// its later pause ends).
+    Unpause {
         nodes: Vec<u32>,
     },
     Leave {
@@ -76,12 +83,17 @@ pub(crate) enum OpKind {
         lasts: Option<Duration>,
     },
     Heal,
+    /// The end of partition or cut `id` (only that one).
+    EndSplit {
+        id: FaultId,
+    },
     Network {
         link: LinkOverride,
         lasts: Option<Duration>,
     },
-    NetworkRestore {
-        link: LinkParams,
+    /// The end of `network` action `id` (only that one).
+    EndLinkChange {
+        id: FaultId,
     },
     UserEvent {
         from: NodeSet,
@@ -359,16 +371,31 @@ impl<N: SimNode> Simulation<N> {
                 self.trace_op(6, &chosen);
                 for &i in &chosen {
                     let h = &mut self.hosts[i as usize];
-                    h.paused_until = Some(now + lasts);
+                    // Overlapping pauses: the node runs again when the last one ends.
+                    h.paused_until =
+                        Some(h.paused_until.map_or(now + lasts, |p| p.max(now + lasts)));
                     h.ever_impaired = true;
                 }
                 self.add_op(
                     now + lasts,
-                    OpKind::Unslow {
+                    OpKind::Unpause {
                         nodes: chosen.clone(),
                     },
                     None,
                 );
+            }
+            OpKind::Unpause { nodes } => {
+                self.trace_op(8, &nodes);
+                let mut ended = false;
+                for &i in &nodes {
+                    let h = &mut self.hosts[i as usize];
+                    if h.paused_until.is_some_and(|p| p <= now) {
+                        h.paused_until = None;
+                        ended = true;
+                    }
+                }
+                disturb = ended;
+                chosen = nodes;
             }
             OpKind::Slow {
                 nodes,
@@ -377,28 +404,36 @@ impl<N: SimNode> Simulation<N> {
             } => {
                 chosen = self.resolve(&nodes, running(self));
                 self.trace_op(7, &chosen);
+                let id = idx as FaultId;
                 for &i in &chosen {
                     let h = &mut self.hosts[i as usize];
                     h.slow = Some(delay);
                     h.ever_impaired = true;
                 }
+                self.slow_faults.push((id, chosen.clone(), delay));
                 if let Some(l) = lasts {
-                    self.add_op(
-                        now + l,
-                        OpKind::Unslow {
-                            nodes: chosen.clone(),
-                        },
-                        None,
-                    );
+                    self.add_op(now + l, OpKind::Unslow { id }, None);
                 }
             }
-            OpKind::Unslow { nodes } => {
+            OpKind::Unslow { id } => {
+                // Nodes that stopped meanwhile were taken out of the fault (a stop ends
+                // slowness), so only nodes still slow by this fault are in it.
+                let nodes = match self.slow_faults.iter().position(|f| f.0 == id) {
+                    Some(k) => self.slow_faults.remove(k).1,
+                    None => Vec::new(),
+                };
                 self.trace_op(8, &nodes);
                 for &i in &nodes {
-                    let h = &mut self.hosts[i as usize];
-                    h.slow = None;
-                    h.paused_until = None;
+                    // The latest slow still in force on the node, if any, takes over.
+                    let delay = self
+                        .slow_faults
+                        .iter()
+                        .rev()
+                        .find(|f| f.1.contains(&i))
+                        .map(|f| f.2);
+                    self.hosts[i as usize].slow = delay;
                 }
+                disturb = !nodes.is_empty();
                 chosen = nodes;
             }
             OpKind::Leave { nodes } => {
@@ -427,9 +462,12 @@ impl<N: SimNode> Simulation<N> {
                 for g in &resolved {
                     self.trace_op(11, g);
                 }
-                self.net.partition(&resolved);
+                let was = self.net.is_split();
+                let id = idx as FaultId;
+                self.net.partition(id, &resolved);
+                self.split_changed(was);
                 if let Some(l) = lasts {
-                    self.add_op(now + l, OpKind::Heal, None);
+                    self.add_op(now + l, OpKind::EndSplit { id }, None);
                 }
             }
             OpKind::OneWay { from, to, lasts } => {
@@ -438,27 +476,39 @@ impl<N: SimNode> Simulation<N> {
                 let t = self.resolve(&to, |_| true);
                 self.trace_op(12, &f);
                 self.trace_op(12, &t);
+                let was = self.net.is_split();
+                let id = idx as FaultId;
                 self.net
-                    .cut(NodeBits::from_nodes(n, &f), NodeBits::from_nodes(n, &t));
+                    .cut(id, NodeBits::from_nodes(n, &f), NodeBits::from_nodes(n, &t));
+                self.split_changed(was);
                 if let Some(l) = lasts {
-                    self.add_op(now + l, OpKind::Heal, None);
+                    self.add_op(now + l, OpKind::EndSplit { id }, None);
                 }
             }
             OpKind::Heal => {
                 self.trace_op(13, &[]);
+                let was = self.net.is_split();
                 self.net.heal();
+                self.split_changed(was);
+            }
+            OpKind::EndSplit { id } => {
+                self.trace_op(13, &[id as u32]);
+                let was = self.net.is_split();
+                // A heal may have ended it already: then nothing changes.
+                disturb = self.net.end_split(id);
+                self.split_changed(was);
             }
             OpKind::Network { link, lasts } => {
                 self.trace_op(14, &[]);
-                let old = self.net.base.clone();
-                self.net.base = link.apply(&old);
+                let id = idx as FaultId;
+                self.net.change_link(id, link);
                 if let Some(l) = lasts {
-                    self.add_op(now + l, OpKind::NetworkRestore { link: old }, None);
+                    self.add_op(now + l, OpKind::EndLinkChange { id }, None);
                 }
             }
-            OpKind::NetworkRestore { link } => {
-                self.trace_op(15, &[]);
-                self.net.base = link;
+            OpKind::EndLinkChange { id } => {
+                self.trace_op(15, &[id as u32]);
+                disturb = self.net.end_link_change(id);
             }
             OpKind::UserEvent { from } | OpKind::Query { from } => {
                 let query = matches!(self.ops[idx].kind, OpKind::Query { .. });
