@@ -368,6 +368,8 @@ impl<N: SimNode> Simulation<N> {
             );
         }
         sim.plan()?;
+        // No node is up yet: the (empty) views agree with the truth.
+        sim.rec.agreement_changed(Instant::ZERO, true);
         sim.push(Instant::ZERO, Ev::Sample);
         Ok(sim)
     }

@@ -125,9 +125,8 @@ pub struct Recorder {
     pub samples: Vec<Sample>,
     /// Times the cluster went from disagreeing to agreeing (true) and back (false).
     pub agreement: Vec<(Instant, bool)>,
-    /// Start of each quiet period (a fault or membership action) and how long the
-    /// cluster took to agree after it.
-    pub epochs: Vec<(Instant, Option<Duration>)>,
+    /// Start of each quiet period (a fault or membership action).
+    pub epochs: Vec<Instant>,
     /// Joins that reached a seed / that reached none.
     pub joins_ok: u64,
     /// Joins that reached no seed.
@@ -248,42 +247,46 @@ impl Recorder {
         }
     }
 
-    /// The cluster's agreement changed.
+    /// The cluster's agreement changed (or is recorded at the start).
     pub fn agreement_changed(&mut self, now: Instant, agreed: bool) {
         if self.agreement.last().map(|&(_, a)| a) != Some(agreed) {
             self.agreement.push((now, agreed));
         }
-        if agreed
-            && let Some((start, took)) = self.epochs.last_mut()
-            && took.is_none()
-        {
-            *took = Some(now - *start);
-        }
     }
 
-    /// The first instant in `[from, to]` at which the cluster agreed, if any.
+    /// The first instant in `[from, to]` at which the cluster agreed, if any. O(log n):
+    /// `agreement` is in time order and alternates.
+    ///
+    /// Agreement at `from` itself only counts if nothing broke it up to `to`: a
+    /// disturbance that changes no view at once (partition, heal, network, pause end)
+    /// would otherwise count as converged before it had any effect.
     pub fn agreed_within(&self, from: Instant, to: Instant) -> Option<Instant> {
-        let state_at = |t0: Instant| {
-            self.agreement
-                .iter()
-                .take_while(|&&(t, _)| t <= t0)
-                .last()
-                .is_some_and(|&(_, a)| a)
-        };
-        // Agreement at `from` itself only counts if nothing broke it up to `to`: a
-        // disturbance that changes no view at once (partition, heal, network, pause end)
-        // would otherwise count as converged before it had any effect.
-        if state_at(from)
-            && !self
-                .agreement
-                .iter()
-                .any(|&(t, a)| !a && t > from && t <= to)
-        {
+        let a = &self.agreement;
+        // The first change after `from`.
+        let i = a.partition_point(|&(t, _)| t <= from);
+        let at_from = i > 0 && a[i - 1].1;
+        let within = |k: usize| a.get(k).filter(|&&(t, _)| t <= to);
+        if at_from && within(i).is_none() {
             return Some(from);
         }
-        self.agreement
-            .iter()
-            .find(|&&(t, a)| a && t > from && t <= to)
+        // Changes alternate: the first agreement after `from` is the next change or the
+        // one after it.
+        (i..i + 2)
+            .filter_map(within)
+            .find(|&&(_, agreed)| agreed)
             .map(|&(t, _)| t)
+    }
+
+    /// How long the cluster took to agree after each quiet period started (`None`: it
+    /// did not before the next one, or by `end` for the last).
+    pub fn epoch_convergence(&self, end: Instant) -> Vec<(Instant, Option<Duration>)> {
+        self.epochs
+            .iter()
+            .enumerate()
+            .map(|(k, &start)| {
+                let until = self.epochs.get(k + 1).copied().unwrap_or(end).max(start);
+                (start, self.agreed_within(start, until).map(|t| t - start))
+            })
+            .collect()
     }
 }

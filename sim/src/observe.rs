@@ -197,10 +197,7 @@ impl<N: SimNode> Simulation<N> {
     pub(crate) fn disturbed(&mut self) {
         self.epoch += 1;
         self.last_disturbance = self.now;
-        self.rec.epochs.push((self.now, None));
-        if self.views.agreed() {
-            self.rec.agreement_changed(self.now, true);
-        }
+        self.rec.epochs.push(self.now);
         if self.scenario.invariants.convergence {
             let at = self.now + self.deadline;
             if at <= self.end {

@@ -341,9 +341,8 @@ impl<N: SimNode> Simulation<N> {
             bytes: per(db + fb),
         };
         let last_fault = self.last_disturbance;
-        let converged_after = self
-            .rec
-            .epochs
+        let epochs = self.rec.epoch_convergence(now);
+        let converged_after = epochs
             .last()
             .and_then(|&(_, took)| took)
             .map(|d| d.as_secs_f64());
@@ -352,9 +351,7 @@ impl<N: SimNode> Simulation<N> {
             last_fault: secs(last_fault),
             converged_after,
             agreed_at_end: self.views.agreed(),
-            epochs: self
-                .rec
-                .epochs
+            epochs: epochs
                 .iter()
                 .map(|&(t, d)| (secs(t), d.map(|d| d.as_secs_f64())))
                 .collect(),

@@ -215,3 +215,19 @@ fn overlapping_network_actions_restore_only_their_own_settings() {
         "30% loss came back at 60 s"
     );
 }
+/// A disturbance that changes no view at once (here a network change) is not
+/// "converged after 0 s" when it breaks agreement later.
+#[test]
+fn an_epoch_is_not_converged_at_its_start_if_agreement_breaks_later() {
+    let mut s = Scenario::new("v", 10, secs(60));
+    s.invariants.convergence = false;
+    let mut a = Action::new(secs(20), ActionKind::Network, None);
+    a.loss = Some(1.0);
+    s.actions.push(a);
+    let mut sim = sim(&s);
+    run_to(&mut sim, secs(60));
+    assert!(!sim.views.agreed());
+    let epochs = sim.rec.epoch_convergence(sim.now);
+    assert_eq!(epochs.last().unwrap(), &(Instant::from_secs(20), None));
+    assert_eq!(sim.rec.agreed_within(Instant::from_secs(20), sim.now), None);
+}
