@@ -107,9 +107,14 @@ pub(crate) struct Host {
     pub inbox_len: [u32; 3],
     pub up_since: Instant,
     pub up_time: Duration,
+    /// The node's own incarnation after its last step (this life).
     pub last_incarnation: u32,
+    /// The highest incarnation any earlier life reached: a failure report about the
+    /// node at or below it may be about an earlier life.
+    pub prev_incarnation: u32,
     pub last_suspicions: u64,
-    /// Was slow or paused at some point: its false positives count as "slow".
+    /// Was slow or paused at some point of this life: its false positives count as
+    /// "slow".
     pub ever_impaired: bool,
     pub traffic: Traffic,
 }
@@ -242,6 +247,9 @@ pub struct Simulation<N: SimNode> {
     /// When the network was last split, once it no longer is (`None` while split or if
     /// it never was).
     pub(crate) split_ended: Option<Instant>,
+    /// How long after a split ends failure reports are still put down to it: the
+    /// longest suspicion timeout plus a probe interval.
+    pub(crate) split_aftermath: Duration,
     pub(crate) epoch: u64,
     pub(crate) last_disturbance: Instant,
     pub(crate) deadline: Duration,
@@ -305,6 +313,7 @@ impl<N: SimNode> Simulation<N> {
                 up_since: Instant::ZERO,
                 up_time: Duration::ZERO,
                 last_incarnation: 0,
+                prev_incarnation: 0,
                 last_suspicions: 0,
                 ever_impaired: false,
                 traffic: Traffic::default(),
@@ -329,7 +338,6 @@ impl<N: SimNode> Simulation<N> {
             snapshots: (0..n).map(|_| None).collect(),
             scenario: scenario.clone(),
             seed,
-            ml_config,
             now: Instant::ZERO,
             end: Instant::from_duration(scenario.duration),
             queue: BinaryHeap::new(),
@@ -348,6 +356,9 @@ impl<N: SimNode> Simulation<N> {
             streams: Default::default(),
             slow_faults: Vec::new(),
             split_ended: None,
+            split_aftermath: crate::invariants::longest_suspicion(&ml_config, n)
+                + ml_config.probe_interval,
+            ml_config,
             epoch: 0,
             last_disturbance: Instant::ZERO,
             deadline,
@@ -720,8 +731,11 @@ impl<N: SimNode> Simulation<N> {
         h.deadline = Instant::MAX;
         h.armed = None;
         h.timer_deferred = false;
+        h.prev_incarnation = h.prev_incarnation.max(h.last_incarnation);
         h.last_incarnation = 0;
         h.last_suspicions = 0;
+        // A new process: whatever starved the previous one is gone.
+        h.ever_impaired = false;
         h.inbox_len = [0; 3];
         h.inbox_tail = [now; 3];
         self.specs[i as usize].seed = derive_seed(

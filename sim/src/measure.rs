@@ -108,9 +108,13 @@ pub struct Recorder {
     pub fp_healthy: u64,
     /// False failure reports about slow or paused members.
     pub fp_slow: u64,
-    /// Failure reports about live members made while a partition or cut was in force
+    /// Failure reports about live members made while a partition or cut was in force,
+    /// or within the longest suspicion timeout plus a probe interval after it ended
     /// (expected, not false positives of the detector).
     pub fp_partitioned: u64,
+    /// Failure reports about a restarted member at an incarnation an earlier life
+    /// reached: the end of the crashed life's detection, not false positives.
+    pub fp_previous_life: u64,
     /// Distinct (member, incarnation) wrongly declared failed: healthy ones.
     pub fp_healthy_distinct: BTreeSet<(u32, u32)>,
     /// Distinct (member, incarnation) wrongly declared failed: slow ones.

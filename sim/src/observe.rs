@@ -14,18 +14,16 @@ impl<N: SimNode> Simulation<N> {
         };
         let inv = &self.scenario.invariants;
         let h = &mut self.hosts[i as usize];
-        if inv.incarnations {
-            let inc = node.incarnation();
-            if inc < h.last_incarnation {
-                let msg = format!(
-                    "node {i}'s own incarnation went backwards: {} -> {inc}",
-                    h.last_incarnation
-                );
-                self.violate(Some(i), "incarnations", msg);
-                return;
-            }
-            h.last_incarnation = inc;
+        let inc = node.incarnation();
+        if inv.incarnations && inc < h.last_incarnation {
+            let msg = format!(
+                "node {i}'s own incarnation went backwards: {} -> {inc}",
+                h.last_incarnation
+            );
+            self.violate(Some(i), "incarnations", msg);
+            return;
         }
+        h.last_incarnation = inc;
         let c = node.counters();
         if inv.queues && (c.queue_depth > c.queue_limit || c.members > c.members_limit) {
             let msg = format!(
@@ -102,7 +100,11 @@ impl<N: SimNode> Simulation<N> {
                 if change == Change::Failed && self.hosts[i as usize].running() {
                     let subject = &self.hosts[s as usize];
                     if subject.status == Status::Up {
-                        if self.net.is_split() {
+                        if incarnation <= subject.prev_incarnation {
+                            // The old suspicion of a crashed life, expiring after a
+                            // fresh restart: part of detecting the crash.
+                            self.rec.fp_previous_life += 1;
+                        } else if self.split_lately() {
                             self.rec.fp_partitioned += 1;
                         } else if subject.ever_impaired {
                             self.rec.fp_slow += 1;
@@ -204,6 +206,15 @@ impl<N: SimNode> Simulation<N> {
                 self.push(at, Ev::ConvergenceCheck { epoch: self.epoch });
             }
         }
+    }
+
+    /// Whether a partition or cut is in force, or ended so recently that suspicions it
+    /// started may still be running (reports then are put down to it).
+    pub(crate) fn split_lately(&self) -> bool {
+        self.net.is_split()
+            || self
+                .split_ended
+                .is_some_and(|t| self.now - t <= self.split_aftermath)
     }
 
     /// Whether a fault is in force (then convergence is not expected).

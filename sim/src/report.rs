@@ -73,12 +73,17 @@ pub struct Detection {
 pub struct FalsePositives {
     /// Reports about healthy members, one per reporting view.
     pub healthy: u64,
-    /// Reports about members that were slow or paused at some point of the run.
+    /// Reports about members slow or paused at some point of their current life.
     pub slow: u64,
     /// Distinct (member, incarnation) pairs wrongly failed: healthy members.
     pub healthy_distinct: usize,
-    /// Reports about live members while a partition was in force (not counted above).
+    /// Reports about live members while a partition or cut was in force, or within the
+    /// longest suspicion timeout plus a probe interval after it ended (not counted
+    /// above).
     pub during_partition: u64,
+    /// Reports about a restarted member at an incarnation an earlier life reached: the
+    /// crashed life's detection finishing after the restart (not counted above).
+    pub previous_life: u64,
     /// The same for slow members.
     pub slow_distinct: usize,
 }
@@ -361,6 +366,7 @@ impl<N: SimNode> Simulation<N> {
             slow: self.rec.fp_slow,
             healthy_distinct: self.rec.fp_healthy_distinct.len(),
             during_partition: self.rec.fp_partitioned,
+            previous_life: self.rec.fp_previous_life,
             slow_distinct: self.rec.fp_slow_distinct.len(),
         };
         let mut protocol = ProtocolTotals::default();
@@ -592,8 +598,14 @@ impl Report {
             &mut s,
             "false failure reports: healthy / slow",
             format!(
-                "{} / {} (distinct {} / {}); {} during partitions",
-                fp.healthy, fp.slow, fp.healthy_distinct, fp.slow_distinct, fp.during_partition
+                "{} / {} (distinct {} / {}); not counted: {} around partitions, {} about \
+                 earlier lives",
+                fp.healthy,
+                fp.slow,
+                fp.healthy_distinct,
+                fp.slow_distinct,
+                fp.during_partition,
+                fp.previous_life
             ),
         );
         for (name, e) in [

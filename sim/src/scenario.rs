@@ -538,7 +538,9 @@ pub enum ExpectKind {
     /// within]`: live nodes alive in every live view, stopped ones in none.
     Converged,
     /// At most `max` false failure reports (a live member reported dead by a live
-    /// node), about `subjects`.
+    /// node), about `subjects`. Reports around a partition (while it is in force and for
+    /// the longest suspicion timeout plus a probe interval after) and reports about a
+    /// restarted member's earlier life are not counted.
     FalsePositives,
     /// Every crash was detected: by a first node within `first_within`, by all within
     /// `all_within`.
@@ -557,9 +559,9 @@ pub enum Subjects {
     /// Every member.
     #[default]
     All,
-    /// Members never slow nor paused during the run.
+    /// Members never slow nor paused during their current life.
     Healthy,
-    /// Members slow or paused at some point of the run.
+    /// Members slow or paused at some point of their current life.
     Slow,
 }
 

@@ -128,3 +128,45 @@ fn the_serf_layer_measures_first_suspicion() {
     let (suspected, failed) = (c.first_suspect.unwrap(), c.first_failed.unwrap());
     assert!(suspected + 1.0 < failed, "{suspected} vs {failed}");
 }
+
+/// A node restarted fresh just before the cluster finished failing its crashed life:
+/// the old suspicions expire at the old incarnation while it is up again. Those reports
+/// finish detecting the crash; they are no false positives at a healthy member.
+#[test]
+fn failing_a_crashed_life_after_its_restart_is_no_false_positive() {
+    let (mut healthy, mut previous) = (0, 0);
+    for down in [3, 7, 8, 9] {
+        for seed in 1..9 {
+            let mut s = Scenario::new("restart-fp", 30, secs(120));
+            let mut r = Action::new(secs(40), ActionKind::Restart, list(&[17]));
+            r.downtime = Some(secs(down));
+            s.actions.push(r);
+            let rep = run_ml(&s, seed);
+            healthy += rep.false_positives.healthy;
+            previous += rep.false_positives.previous_life;
+        }
+    }
+    assert_eq!(healthy, 0, "no live member was ever wrongly suspected");
+    assert!(
+        previous > 0,
+        "the scenario does fail crashed lives after restarts"
+    );
+}
+
+/// Suspicions a partition or cut started expire after it heals: they are the
+/// partition's, not false positives at healthy members.
+#[test]
+fn suspicions_a_cut_started_are_not_false_positives_after_it_heals() {
+    let mut s = Scenario::new("cut-fp", 40, secs(150));
+    let mut o = Action::new(secs(40), ActionKind::OneWay, None);
+    o.from = Some(NodeSet::parse("0%..25%").unwrap());
+    o.to = Some(NodeSet::parse("25%..100%").unwrap());
+    o.lasts = Some(secs(20));
+    s.actions.push(o);
+    let mut e = Expectation::new(ExpectKind::FalsePositives);
+    e.subjects = sim::scenario::Subjects::Healthy;
+    s.expect.push(e);
+    let r = run_ml(&s, 1);
+    assert!(r.false_positives.during_partition > 0);
+    assert!(r.passed, "{}", r.table());
+}
