@@ -213,7 +213,8 @@ pub struct NetCounters {
     pub unroutable: u64,
     /// Streams opened.
     pub streams_opened: u64,
-    /// Streams that failed (refused, unreachable, cut).
+    /// Streams that failed (refused, unreachable, cut by a partition, or whose peer
+    /// stopped), each once.
     pub streams_failed: u64,
 }
 

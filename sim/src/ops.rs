@@ -466,6 +466,7 @@ impl<N: SimNode> Simulation<N> {
                 let id = idx as FaultId;
                 self.net.partition(id, &resolved);
                 self.split_changed(was);
+                self.cut_crossing_streams();
                 if let Some(l) = lasts {
                     self.add_op(now + l, OpKind::EndSplit { id }, None);
                 }
@@ -481,6 +482,7 @@ impl<N: SimNode> Simulation<N> {
                 self.net
                     .cut(id, NodeBits::from_nodes(n, &f), NodeBits::from_nodes(n, &t));
                 self.split_changed(was);
+                self.cut_crossing_streams();
                 if let Some(l) = lasts {
                     self.add_op(now + l, OpKind::EndSplit { id }, None);
                 }
