@@ -74,8 +74,10 @@ pub struct Broadcast {
     pub sent_at: Instant,
     /// First receipt at each node.
     pub received: Vec<(u32, Instant)>,
-    /// Answers (queries only).
+    /// Answers (queries only): the first from each node.
     pub responses: Vec<(u32, Instant)>,
+    /// The nodes in `responses`, to keep one answer per node in O(log n).
+    pub responders: BTreeSet<u32>,
 }
 
 /// One sample of the membership views.
@@ -220,6 +222,7 @@ impl Recorder {
             sent_at: now,
             received: Vec::new(),
             responses: Vec::new(),
+            responders: BTreeSet::new(),
         });
     }
 
@@ -245,7 +248,7 @@ impl Recorder {
         if let Some(&i) = self.by_id.get(&id)
             && let Some(b) = self.queries.get_mut(i)
             && b.id == id
-            && !b.responses.iter().any(|&(n, _)| n == from)
+            && b.responders.insert(from)
         {
             b.responses.push((from, now));
         }

@@ -1,6 +1,6 @@
 //! The scenario's timeline as primitive operations, and node-set resolution.
 
-use crate::engine::{Ev, Simulation, Status, addr_of};
+use crate::engine::{Ev, Host, Simulation, Status, addr_of};
 use crate::network::{FaultId, LinkOverride, NodeBits};
 use crate::node::SimNode;
 use crate::scenario::{ActionKind, NodeSet};
@@ -205,20 +205,34 @@ impl<N: SimNode> Simulation<N> {
         self.push(at, Ev::Op(i));
     }
 
-    /// The nodes of `set` for which `eligible` holds. Random picks exclude the seeds.
-    pub(crate) fn resolve(&mut self, set: &NodeSet, eligible: impl Fn(u32) -> bool) -> Vec<u32> {
+    /// The nodes of `set` whose host `eligible` accepts. Random picks exclude the seeds.
+    pub(crate) fn resolve(&mut self, set: &NodeSet, eligible: impl Fn(&Host) -> bool) -> Vec<u32> {
         let n = self.hosts.len();
         let seeds = self.scenario.bootstrap.seeds.min(n);
-        let mut out: Vec<u32> = match set {
-            NodeSet::All => (0..n as u32).collect(),
-            NodeSet::Seeds => (0..seeds as u32).collect(),
-            NodeSet::List(v) => v.iter().copied().filter(|&i| (i as usize) < n).collect(),
-            NodeSet::Range(a, b) => (a.of(n).min(n) as u32..b.of(n).min(n) as u32).collect(),
-            NodeSet::Group(g) => self.groups.get(g).cloned().unwrap_or_default(),
-            NodeSet::Label(l) => self.labels.get(l).cloned().unwrap_or_default(),
+        let hosts = &self.hosts;
+        let ok = |i: &u32| eligible(&hosts[*i as usize]);
+        match set {
+            NodeSet::All => (0..n as u32).filter(ok).collect(),
+            NodeSet::Seeds => (0..seeds as u32).filter(ok).collect(),
+            NodeSet::List(v) => v
+                .iter()
+                .copied()
+                .filter(|&i| (i as usize) < n)
+                .filter(ok)
+                .collect(),
+            NodeSet::Range(a, b) => (a.of(n).min(n) as u32..b.of(n).min(n) as u32)
+                .filter(ok)
+                .collect(),
+            NodeSet::Group(g) => self
+                .groups
+                .get(g)
+                .map_or(Vec::new(), |v| v.iter().copied().filter(ok).collect()),
+            NodeSet::Label(l) => self
+                .labels
+                .get(l)
+                .map_or(Vec::new(), |v| v.iter().copied().filter(ok).collect()),
             NodeSet::Random(k) => {
-                let mut pool: Vec<u32> =
-                    (seeds as u32..n as u32).filter(|&i| eligible(i)).collect();
+                let mut pool: Vec<u32> = (seeds as u32..n as u32).filter(ok).collect();
                 let k = k.of(n).min(pool.len());
                 // Partial Fisher–Yates with the scenario's RNG.
                 for j in 0..k {
@@ -229,9 +243,7 @@ impl<N: SimNode> Simulation<N> {
                 pool.sort_unstable();
                 pool
             }
-        };
-        out.retain(|&i| eligible(i));
-        out
+        }
     }
 
     fn seed_addrs(&mut self, i: u32, seeds: &Option<NodeSet>) -> Vec<core::net::SocketAddr> {
@@ -275,10 +287,7 @@ impl<N: SimNode> Simulation<N> {
     pub(crate) fn fire_op(&mut self, idx: usize) {
         let op = self.ops[idx].clone();
         let now = self.now;
-        let running = |s: &Self| {
-            let st: Vec<Status> = s.hosts.iter().map(|h| h.status).collect();
-            move |i: u32| st[i as usize] == Status::Up
-        };
+        let running = |h: &Host| h.status == Status::Up;
         let mut chosen: Vec<u32> = Vec::new();
         let mut disturb = true;
         match op.kind {
@@ -289,9 +298,8 @@ impl<N: SimNode> Simulation<N> {
                 rejoin,
             } => {
                 // Nodes never started, or stopped (crashed or left).
-                let st: Vec<Status> = self.hosts.iter().map(|h| h.status).collect();
-                chosen = self.resolve(&nodes, |i| {
-                    matches!(st[i as usize], Status::NotStarted | Status::Down)
+                chosen = self.resolve(&nodes, |h| {
+                    matches!(h.status, Status::NotStarted | Status::Down)
                 });
                 self.trace_op(1, &chosen);
                 for &i in &chosen {
@@ -301,7 +309,7 @@ impl<N: SimNode> Simulation<N> {
                 }
             }
             OpKind::Crash { nodes } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(2, &chosen);
                 for &i in &chosen {
                     self.stop(i, true);
@@ -314,7 +322,7 @@ impl<N: SimNode> Simulation<N> {
                 rejoin,
                 seeds,
             } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(3, &chosen);
                 for &i in &chosen {
                     self.stop(i, true);
@@ -352,7 +360,7 @@ impl<N: SimNode> Simulation<N> {
                 rejoin,
                 seeds,
             } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(5, &chosen);
                 for (k, &i) in chosen.clone().iter().enumerate() {
                     let kind = OpKind::Restart {
@@ -367,7 +375,7 @@ impl<N: SimNode> Simulation<N> {
                 disturb = false;
             }
             OpKind::Pause { nodes, lasts } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(6, &chosen);
                 for &i in &chosen {
                     let h = &mut self.hosts[i as usize];
@@ -402,7 +410,7 @@ impl<N: SimNode> Simulation<N> {
                 delay,
                 lasts,
             } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(7, &chosen);
                 let id = idx as FaultId;
                 for &i in &chosen {
@@ -437,7 +445,7 @@ impl<N: SimNode> Simulation<N> {
                 chosen = nodes;
             }
             OpKind::Leave { nodes } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(9, &chosen);
                 for &i in &chosen {
                     self.leave_truth(i);
@@ -449,8 +457,7 @@ impl<N: SimNode> Simulation<N> {
                 }
             }
             OpKind::Join { nodes, seeds } => {
-                let st: Vec<Status> = self.hosts.iter().map(|h| h.status).collect();
-                chosen = self.resolve(&nodes, |i| st[i as usize] == Status::Up);
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(10, &chosen);
                 for &i in &chosen {
                     self.join(i, &seeds);
@@ -515,7 +522,7 @@ impl<N: SimNode> Simulation<N> {
             OpKind::UserEvent { from } | OpKind::Query { from } => {
                 let query = matches!(self.ops[idx].kind, OpKind::Query { .. });
                 disturb = false;
-                let pool = self.resolve(&from, running(self));
+                let pool = self.resolve(&from, running);
                 if pool.is_empty() {
                     return;
                 }

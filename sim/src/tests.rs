@@ -231,3 +231,18 @@ fn an_epoch_is_not_converged_at_its_start_if_agreement_breaks_later() {
     assert_eq!(epochs.last().unwrap(), &(Instant::from_secs(20), None));
     assert_eq!(sim.rec.agreed_within(Instant::from_secs(20), sim.now), None);
 }
+
+#[test]
+fn a_query_keeps_the_first_answer_of_each_node() {
+    let mut rec = crate::measure::Recorder::default();
+    rec.sent(true, 7, 0, Instant::from_secs(1));
+    for (from, t) in [(3, 2), (4, 3), (3, 4), (4, 5), (5, 6)] {
+        rec.responded(7, from, Instant::from_secs(t));
+    }
+    let answers: Vec<(u32, u64)> = rec.queries[0]
+        .responses
+        .iter()
+        .map(|&(n, t)| (n, t.as_duration().as_secs()))
+        .collect();
+    assert_eq!(answers, [(3, 2), (4, 3), (5, 6)]);
+}
