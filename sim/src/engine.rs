@@ -14,7 +14,7 @@ use crate::measure::Recorder;
 use crate::network::{Fate, FaultId, Network, NodeBits};
 use crate::node::{NodeSpec, SimNode, SimOutput};
 use crate::report::{Report, Violation};
-use crate::scenario::{NodeSet, Scenario};
+use crate::scenario::Scenario;
 use crate::trace::TraceHash;
 use core::cmp::Ordering;
 use core::net::{Ipv4Addr, SocketAddr};
@@ -253,6 +253,8 @@ pub struct Simulation<N: SimNode> {
     pub(crate) split_aftermath: Duration,
     pub(crate) epoch: u64,
     pub(crate) last_disturbance: Instant,
+    /// The convergence invariant's fate for the last quiet period.
+    pub(crate) convergence_check: crate::observe::ConvergenceCheck,
     pub(crate) deadline: Duration,
     pub(crate) next_broadcast_id: u64,
     pub(crate) plotted: Vec<u32>,
@@ -362,6 +364,7 @@ impl<N: SimNode> Simulation<N> {
             ml_config,
             epoch: 0,
             last_disturbance: Instant::ZERO,
+            convergence_check: crate::observe::ConvergenceCheck::Off,
             deadline,
             next_broadcast_id: 1,
             plotted,
@@ -369,7 +372,7 @@ impl<N: SimNode> Simulation<N> {
             buf: Vec::with_capacity(2048),
             agreed: true,
         };
-        sim.resolve_groups()?;
+        sim.resolve_groups();
         for rule in scenario.network.links.clone() {
             let from = sim.resolve(&rule.from, |_| true);
             let to = sim.resolve(&rule.to, |_| true);
@@ -386,16 +389,14 @@ impl<N: SimNode> Simulation<N> {
         Ok(sim)
     }
 
-    fn resolve_groups(&mut self) -> Result<(), String> {
+    /// Resolves the groups once (`Scenario::validate` checked they name no group or
+    /// label).
+    fn resolve_groups(&mut self) {
         let groups = self.scenario.groups.clone();
         for (name, set) in &groups {
-            if matches!(set, NodeSet::Group(_) | NodeSet::Label(_)) {
-                return Err(format!("group `{name}` must not refer to another group"));
-            }
             let nodes = self.resolve(set, |_| true);
             self.groups.insert(name.clone(), nodes);
         }
-        Ok(())
     }
 
     /// The number of nodes.
@@ -478,8 +479,10 @@ impl<N: SimNode> Simulation<N> {
         self.finish()
     }
 
-    /// Runs until simulated time `until` (or the first violation). Returns false once a
-    /// violation stopped the run.
+    /// Runs every event at or before simulated time `until`, stopping early right after
+    /// a step that broke an invariant. Returns false once a violation stopped the run.
+    /// To inspect the nodes just before a violation, replay with the same seed up to
+    /// [`Violation::instant`](crate::report::Violation::instant) minus one nanosecond.
     pub fn run_until(&mut self, until: Instant, progress: &mut dyn FnMut(&Progress)) -> bool {
         let until = until.min(self.end);
         while self.violations.is_empty() {

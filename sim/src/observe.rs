@@ -3,6 +3,24 @@
 //! convergence deadline.
 
 use crate::engine::{Ev, Simulation, Status, index_of_name};
+use serf_proto::Instant;
+
+/// What became of the convergence invariant for the last quiet period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConvergenceCheck {
+    /// The invariant is off.
+    Off,
+    /// Scheduled for this instant (the run stopped before it).
+    Due(Instant),
+    /// Due at this instant, past the end of the run: never checked.
+    PastEnd(Instant),
+    /// Skipped at this instant: these faults were still in force.
+    FaultsActive(Instant, String),
+    /// Checked at this instant: the views had agreed.
+    Held(Instant),
+    /// Checked at this instant: they had not.
+    Violated(Instant),
+}
 use crate::node::{SimEvent, SimNode};
 use crate::report::Violation;
 
@@ -67,6 +85,7 @@ impl<N: SimNode> Simulation<N> {
     pub(crate) fn violate(&mut self, node: Option<u32>, kind: &str, message: String) {
         self.violations.push(Violation {
             at: self.now.as_duration().as_secs_f64(),
+            at_nanos: self.now.as_nanos(),
             node,
             kind: kind.to_string(),
             message,
@@ -204,6 +223,9 @@ impl<N: SimNode> Simulation<N> {
             let at = self.now + self.deadline;
             if at <= self.end {
                 self.push(at, Ev::ConvergenceCheck { epoch: self.epoch });
+                self.convergence_check = ConvergenceCheck::Due(at);
+            } else {
+                self.convergence_check = ConvergenceCheck::PastEnd(at);
             }
         }
     }
@@ -217,20 +239,36 @@ impl<N: SimNode> Simulation<N> {
                 .is_some_and(|t| self.now - t <= self.split_aftermath)
     }
 
-    /// Whether a fault is in force (then convergence is not expected).
-    pub(crate) fn faults_active(&self) -> bool {
+    /// The faults in force, in words, if any (then convergence is not expected).
+    pub(crate) fn faults_active(&self) -> Option<String> {
         let now = self.now;
-        self.net.is_split() || self.hosts.iter().any(|h| h.running() && h.impaired(now))
+        let impaired = self
+            .hosts
+            .iter()
+            .filter(|h| h.running() && h.impaired(now))
+            .count();
+        match (self.net.is_split(), impaired) {
+            (false, 0) => None,
+            (true, 0) => Some("a partition or cut".into()),
+            (false, k) => Some(format!("{k} slow or paused nodes")),
+            (true, k) => Some(format!("a partition or cut and {k} slow or paused nodes")),
+        }
     }
 
     pub(crate) fn check_convergence(&mut self, epoch: u64) {
-        if epoch != self.epoch || self.faults_active() {
+        if epoch != self.epoch {
+            return;
+        }
+        if let Some(faults) = self.faults_active() {
+            self.convergence_check = ConvergenceCheck::FaultsActive(self.now, faults);
             return;
         }
         let since = self.last_disturbance;
         if self.rec.agreed_within(since, self.now).is_some() {
+            self.convergence_check = ConvergenceCheck::Held(self.now);
             return;
         }
+        self.convergence_check = ConvergenceCheck::Violated(self.now);
         let detail = match self.views.first_disagreement() {
             Some((s, alive_in, up)) => format!(
                 "e.g. node {s} ({}) is a member in {alive_in} of {} live views",

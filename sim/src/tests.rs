@@ -246,3 +246,59 @@ fn a_query_keeps_the_first_answer_of_each_node() {
         .collect();
     assert_eq!(answers, [(3, 2), (4, 3), (5, 6)]);
 }
+
+#[test]
+fn the_report_says_why_convergence_was_not_checked() {
+    // The last fault at 40 s plus the deadline is past the end at 60 s.
+    let mut s = Scenario::new("unchecked", 10, secs(60));
+    s.actions
+        .push(Action::new(secs(40), ActionKind::Crash, list(&[4])));
+    let r = sim(&s).run(&mut |_| {});
+    let why = &r.convergence.invariant;
+    assert!(
+        why.starts_with("not checked: the last fault at 40.000s + deadline"),
+        "{why}"
+    );
+    assert!(why.ends_with("is past the end (60.000s)"), "{why}");
+    assert!(r.table().contains("convergence invariant"));
+    // A slow node still slow when it is due.
+    let mut s = Scenario::new("slow", 10, secs(200));
+    s.invariants.convergence_deadline = Some(secs(30));
+    let mut a = Action::new(secs(20), ActionKind::Slow, list(&[4]));
+    a.delay = Some((secs(1), secs(2)));
+    s.actions.push(a);
+    let r = sim(&s).run(&mut |_| {});
+    assert_eq!(
+        r.convergence.invariant,
+        "not checked: 1 slow or paused nodes still in force when it was due at 50.000s"
+    );
+    // Checked and held.
+    let mut s = Scenario::new("held", 10, secs(200));
+    s.invariants.convergence_deadline = Some(secs(60));
+    s.actions
+        .push(Action::new(secs(40), ActionKind::Crash, list(&[4])));
+    let r = sim(&s).run(&mut |_| {});
+    assert_eq!(r.convergence.invariant, "held (checked at 100.000s)");
+}
+
+#[test]
+fn a_violation_gives_its_exact_instant_and_run_until_stops_at_or_before_it() {
+    // Nobody can agree 1 s after a crash: the convergence invariant breaks at 30.5 s.
+    let mut s = Scenario::new("violation", 10, secs(60));
+    s.invariants.convergence_deadline = Some(secs(1));
+    s.actions.push(Action::new(
+        Duration::from_millis(29_500),
+        ActionKind::Crash,
+        list(&[4]),
+    ));
+    let r = sim(&s).run(&mut |_| {});
+    let v = &r.violations[0];
+    assert_eq!(v.kind, "convergence");
+    assert_eq!(v.instant(), Instant::from_nanos(30_500_000_000));
+    let mut replay = sim(&s);
+    let before = v.instant() - Duration::from_nanos(1);
+    assert!(replay.run_until(before, &mut |_| {}));
+    assert!(replay.violations().is_empty());
+    assert!(!replay.run_until(v.instant(), &mut |_| {}));
+    assert_eq!(replay.violations(), r.violations.as_slice());
+}

@@ -110,3 +110,53 @@ fn a_bad_scenario_exits_with_two() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_replay_command_quotes_a_path_with_spaces() {
+    let dir = tempdir("quote").join("my scenarios");
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = scenario(
+        &dir,
+        "[[expect]]\nkind = \"detection\"\nall_within = \"1s\"\n",
+    );
+    let out = bin()
+        .args(["run", s.to_str().unwrap(), "--seed", "9", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("serf-sim run '{}' --seed 9\n", s.display())),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+#[test]
+fn a_shorter_duration_drops_what_falls_after_it_loudly() {
+    let dir = tempdir("truncate");
+    // The crash at 30 s and the events at 35 s fall after a 20 s run.
+    let s = scenario(&dir, "");
+    let out = bin()
+        .args(["run", s.to_str().unwrap(), "--duration", "20s", "--quiet"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: --duration 20s: action 0 (Crash at 30s) is after the end"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("action 1 (UserEvents at 35s)"), "{stderr}");
+    // In a file, the same is an error.
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\nnodes = 3\nduration = \"1m\"\n[[actions]]\nat = \"2m\"\nkind = \"heal\"\n",
+    )
+    .unwrap();
+    let out = bin().args(["run", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("after the end of the run"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
