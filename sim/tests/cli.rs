@@ -160,3 +160,43 @@ fn a_shorter_duration_drops_what_falls_after_it_loudly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("after the end of the run"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two separate processes, same scenario and seed: the same trace hash (nothing in a
+/// run depends on the process: addresses, hash seeds, the wall clock). Another seed
+/// gives another hash. On both layers.
+#[test]
+fn two_processes_with_one_seed_give_one_trace() {
+    let dir = tempdir("determinism");
+    let chaos = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/chaos.toml");
+    let hash = |layer: &str, seed: &str, k: u32| {
+        let json = dir.join(format!("{layer}-{seed}-{k}.json"));
+        let out = bin()
+            .args([
+                "run",
+                chaos,
+                "--nodes",
+                "20",
+                "--duration",
+                "200s",
+                "--layer",
+                layer,
+                "--seed",
+                seed,
+                "--quiet",
+                "--json",
+            ])
+            .arg(&json)
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        report["trace_hash"].as_str().unwrap().to_string()
+    };
+    for layer in ["memberlist", "serf"] {
+        let a = hash(layer, "11", 1);
+        assert_eq!(a, hash(layer, "11", 2), "{layer}");
+        assert_ne!(a, hash(layer, "12", 1), "{layer}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
