@@ -11,10 +11,10 @@
 
 use crate::invariants::{Views, convergence_deadline};
 use crate::measure::Recorder;
-use crate::network::{Fate, Network, NodeBits};
+use crate::network::{Fate, FaultId, Network, NodeBits};
 use crate::node::{NodeSpec, SimNode, SimOutput};
 use crate::report::{Report, Violation};
-use crate::scenario::{NodeSet, Scenario};
+use crate::scenario::Scenario;
 use crate::trace::TraceHash;
 use core::cmp::Ordering;
 use core::net::{Ipv4Addr, SocketAddr};
@@ -107,9 +107,14 @@ pub(crate) struct Host {
     pub inbox_len: [u32; 3],
     pub up_since: Instant,
     pub up_time: Duration,
+    /// The node's own incarnation after its last step (this life).
     pub last_incarnation: u32,
+    /// The highest incarnation any earlier life reached: a failure report about the
+    /// node at or below it may be about an earlier life.
+    pub prev_incarnation: u32,
     pub last_suspicions: u64,
-    /// Was slow or paused at some point: its false positives count as "slow".
+    /// Was slow or paused at some point of this life: its false positives count as
+    /// "slow".
     pub ever_impaired: bool,
     pub traffic: Traffic,
 }
@@ -139,7 +144,7 @@ pub(crate) enum Ev {
 }
 
 /// The lane of a deferred input: 0 timers, 1 datagrams, 2 streams.
-fn lane(ev: &Ev) -> usize {
+pub(crate) fn lane(ev: &Ev) -> usize {
     match ev {
         Ev::Timer { .. } => 0,
         Ev::Datagram { .. } => 1,
@@ -148,10 +153,10 @@ fn lane(ev: &Ev) -> usize {
 }
 
 #[derive(Debug)]
-struct Item {
-    at: Instant,
-    seq: u64,
-    ev: Ev,
+pub(crate) struct Item {
+    pub at: Instant,
+    pub seq: u64,
+    pub ev: Ev,
 }
 
 impl PartialEq for Item {
@@ -208,7 +213,8 @@ pub struct NetCounters {
     pub unroutable: u64,
     /// Streams opened.
     pub streams_opened: u64,
-    /// Streams that failed (refused, unreachable, cut).
+    /// Streams that failed (refused, unreachable, cut by a partition, or whose peer
+    /// stopped), each once.
     pub streams_failed: u64,
 }
 
@@ -223,7 +229,7 @@ pub struct Simulation<N: SimNode> {
     pub(crate) ml_config: serf_proto::memberlist::Config,
     pub(crate) now: Instant,
     pub(crate) end: Instant,
-    queue: BinaryHeap<Item>,
+    pub(crate) queue: BinaryHeap<Item>,
     seq: u64,
     pub(crate) steps: u64,
     pub(crate) net: Network,
@@ -237,8 +243,18 @@ pub struct Simulation<N: SimNode> {
     pub(crate) labels: BTreeMap<String, Vec<u32>>,
     pub(crate) ops: Vec<crate::ops::Op>,
     pub(crate) streams: crate::streams::Streams,
+    /// Slow faults in force: their id, the nodes still slow by them, the delay range.
+    pub(crate) slow_faults: Vec<(FaultId, Vec<u32>, (Duration, Duration))>,
+    /// When the network was last split, once it no longer is (`None` while split or if
+    /// it never was).
+    pub(crate) split_ended: Option<Instant>,
+    /// How long after a split ends failure reports are still put down to it: the
+    /// longest suspicion timeout plus a probe interval.
+    pub(crate) split_aftermath: Duration,
     pub(crate) epoch: u64,
     pub(crate) last_disturbance: Instant,
+    /// The convergence invariant's fate for the last quiet period.
+    pub(crate) convergence_check: crate::observe::ConvergenceCheck,
     pub(crate) deadline: Duration,
     pub(crate) next_broadcast_id: u64,
     pub(crate) plotted: Vec<u32>,
@@ -300,6 +316,7 @@ impl<N: SimNode> Simulation<N> {
                 up_since: Instant::ZERO,
                 up_time: Duration::ZERO,
                 last_incarnation: 0,
+                prev_incarnation: 0,
                 last_suspicions: 0,
                 ever_impaired: false,
                 traffic: Traffic::default(),
@@ -324,7 +341,6 @@ impl<N: SimNode> Simulation<N> {
             snapshots: (0..n).map(|_| None).collect(),
             scenario: scenario.clone(),
             seed,
-            ml_config,
             now: Instant::ZERO,
             end: Instant::from_duration(scenario.duration),
             queue: BinaryHeap::new(),
@@ -341,8 +357,14 @@ impl<N: SimNode> Simulation<N> {
             labels: BTreeMap::new(),
             ops: Vec::new(),
             streams: Default::default(),
+            slow_faults: Vec::new(),
+            split_ended: None,
+            split_aftermath: crate::invariants::longest_suspicion(&ml_config, n)
+                + ml_config.probe_interval,
+            ml_config,
             epoch: 0,
             last_disturbance: Instant::ZERO,
+            convergence_check: crate::observe::ConvergenceCheck::Off,
             deadline,
             next_broadcast_id: 1,
             plotted,
@@ -350,7 +372,7 @@ impl<N: SimNode> Simulation<N> {
             buf: Vec::with_capacity(2048),
             agreed: true,
         };
-        sim.resolve_groups()?;
+        sim.resolve_groups();
         for rule in scenario.network.links.clone() {
             let from = sim.resolve(&rule.from, |_| true);
             let to = sim.resolve(&rule.to, |_| true);
@@ -361,20 +383,20 @@ impl<N: SimNode> Simulation<N> {
             );
         }
         sim.plan()?;
+        // No node is up yet: the (empty) views agree with the truth.
+        sim.rec.agreement_changed(Instant::ZERO, true);
         sim.push(Instant::ZERO, Ev::Sample);
         Ok(sim)
     }
 
-    fn resolve_groups(&mut self) -> Result<(), String> {
+    /// Resolves the groups once (`Scenario::validate` checked they name no group or
+    /// label).
+    fn resolve_groups(&mut self) {
         let groups = self.scenario.groups.clone();
         for (name, set) in &groups {
-            if matches!(set, NodeSet::Group(_) | NodeSet::Label(_)) {
-                return Err(format!("group `{name}` must not refer to another group"));
-            }
             let nodes = self.resolve(set, |_| true);
             self.groups.insert(name.clone(), nodes);
         }
-        Ok(())
     }
 
     /// The number of nodes.
@@ -432,6 +454,16 @@ impl<N: SimNode> Simulation<N> {
         &self.violations
     }
 
+    /// Call after a partition, cut or heal: notes when the network stopped being split.
+    pub(crate) fn split_changed(&mut self, was_split: bool) {
+        let split = self.net.is_split();
+        if was_split && !split {
+            self.split_ended = Some(self.now);
+        } else if split {
+            self.split_ended = None;
+        }
+    }
+
     pub(crate) fn push(&mut self, at: Instant, ev: Ev) {
         self.seq += 1;
         self.queue.push(Item {
@@ -447,8 +479,10 @@ impl<N: SimNode> Simulation<N> {
         self.finish()
     }
 
-    /// Runs until simulated time `until` (or the first violation). Returns false once a
-    /// violation stopped the run.
+    /// Runs every event at or before simulated time `until`, stopping early right after
+    /// a step that broke an invariant. Returns false once a violation stopped the run.
+    /// To inspect the nodes just before a violation, replay with the same seed up to
+    /// [`Violation::instant`](crate::report::Violation::instant) minus one nanosecond.
     pub fn run_until(&mut self, until: Instant, progress: &mut dyn FnMut(&Progress)) -> bool {
         let until = until.min(self.end);
         while self.violations.is_empty() {
@@ -701,8 +735,11 @@ impl<N: SimNode> Simulation<N> {
         h.deadline = Instant::MAX;
         h.armed = None;
         h.timer_deferred = false;
+        h.prev_incarnation = h.prev_incarnation.max(h.last_incarnation);
         h.last_incarnation = 0;
         h.last_suspicions = 0;
+        // A new process: whatever starved the previous one is gone.
+        h.ever_impaired = false;
         h.inbox_len = [0; 3];
         h.inbox_tail = [now; 3];
         self.specs[i as usize].seed = derive_seed(
@@ -774,6 +811,10 @@ impl<N: SimNode> Simulation<N> {
         h.deadline = Instant::MAX;
         h.slow = None;
         h.paused_until = None;
+        // Slowness dies with the process: a later start is a healthy process.
+        for f in &mut self.slow_faults {
+            f.1.retain(|&n| n != i);
+        }
         self.trace.word(now.as_nanos());
         self.trace
             .word(10 | u64::from(i) << 8 | u64::from(crash) << 40);

@@ -208,6 +208,18 @@ impl Views {
     }
 }
 
+/// The longest a suspicion can run in a cluster of `n`: the suspicion timeout times
+/// `suspicion_max_timeout_mult` with Lifeguard (a suspicion starts there and only
+/// confirmations shorten it), the timeout itself without.
+pub fn longest_suspicion(c: &Config, n: usize) -> Duration {
+    let min = suspicion_timeout(c.suspicion_mult, n.max(2), c.probe_interval);
+    if c.lifeguard {
+        min.saturating_mul(c.suspicion_max_timeout_mult)
+    } else {
+        min
+    }
+}
+
 /// The convergence deadline the protocol implies once faults stop, for `n` nodes:
 ///
 /// ```text

@@ -50,6 +50,8 @@ pub mod report;
 pub mod scenario;
 pub mod serf_node;
 mod streams;
+#[cfg(test)]
+mod tests;
 pub mod trace;
 
 pub use engine::{Progress, Simulation, Status};

@@ -191,7 +191,11 @@ fn run<N: SimNode>(mut scenario: Scenario, args: RunArgs) -> ExitCode {
     }
     if let Some(d) = &duration {
         match sim::duration::parse(d) {
-            Ok(d) => scenario.duration = d,
+            Ok(d) => {
+                for w in scenario.truncate(d) {
+                    eprintln!("warning: --duration {}s: {w}", d.as_secs_f64());
+                }
+            }
             Err(e) => {
                 eprintln!("error: --duration: {e}");
                 return ExitCode::from(2);
@@ -231,18 +235,34 @@ fn run<N: SimNode>(mut scenario: Scenario, args: RunArgs) -> ExitCode {
     if report.passed {
         ExitCode::SUCCESS
     } else {
-        let mut cmd = format!("serf-sim run {} --seed {seed}", path.display());
+        let mut cmd = format!(
+            "serf-sim run {} --seed {seed}",
+            shell_quote(&path.display().to_string())
+        );
         if let Some(n) = nodes {
             cmd.push_str(&format!(" --nodes {n}"));
         }
         if let Some(d) = duration {
-            cmd.push_str(&format!(" --duration {d}"));
+            cmd.push_str(&format!(" --duration {}", shell_quote(&d)));
         }
         if layer.is_some() {
             cmd.push_str(&format!(" --layer {}", N::KIND));
         }
         eprintln!("FAILED with seed {seed}; replay exactly with:\n  {cmd}");
         ExitCode::from(1)
+    }
+}
+
+/// `s` as one shell word: unchanged if it has nothing a shell would interpret, else in
+/// single quotes (a quote inside becomes `'\''`).
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,=@%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
     }
 }
 
@@ -358,5 +378,22 @@ fn bench<N: SimNode>(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_quote("sim/scenarios/chaos.toml"),
+            "sim/scenarios/chaos.toml"
+        );
+        assert_eq!(shell_quote("/tmp/my runs/a.toml"), "'/tmp/my runs/a.toml'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

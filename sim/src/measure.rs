@@ -74,8 +74,10 @@ pub struct Broadcast {
     pub sent_at: Instant,
     /// First receipt at each node.
     pub received: Vec<(u32, Instant)>,
-    /// Answers (queries only).
+    /// Answers (queries only): the first from each node.
     pub responses: Vec<(u32, Instant)>,
+    /// The nodes in `responses`, to keep one answer per node in O(log n).
+    pub responders: BTreeSet<u32>,
 }
 
 /// One sample of the membership views.
@@ -108,9 +110,13 @@ pub struct Recorder {
     pub fp_healthy: u64,
     /// False failure reports about slow or paused members.
     pub fp_slow: u64,
-    /// Failure reports about live members made while a partition or cut was in force
+    /// Failure reports about live members made while a partition or cut was in force,
+    /// or within the longest suspicion timeout plus a probe interval after it ended
     /// (expected, not false positives of the detector).
     pub fp_partitioned: u64,
+    /// Failure reports about a restarted member at an incarnation an earlier life
+    /// reached: the end of the crashed life's detection, not false positives.
+    pub fp_previous_life: u64,
     /// Distinct (member, incarnation) wrongly declared failed: healthy ones.
     pub fp_healthy_distinct: BTreeSet<(u32, u32)>,
     /// Distinct (member, incarnation) wrongly declared failed: slow ones.
@@ -125,9 +131,8 @@ pub struct Recorder {
     pub samples: Vec<Sample>,
     /// Times the cluster went from disagreeing to agreeing (true) and back (false).
     pub agreement: Vec<(Instant, bool)>,
-    /// Start of each quiet period (a fault or membership action) and how long the
-    /// cluster took to agree after it.
-    pub epochs: Vec<(Instant, Option<Duration>)>,
+    /// Start of each quiet period (a fault or membership action).
+    pub epochs: Vec<Instant>,
     /// Joins that reached a seed / that reached none.
     pub joins_ok: u64,
     /// Joins that reached no seed.
@@ -217,6 +222,7 @@ impl Recorder {
             sent_at: now,
             received: Vec::new(),
             responses: Vec::new(),
+            responders: BTreeSet::new(),
         });
     }
 
@@ -242,48 +248,52 @@ impl Recorder {
         if let Some(&i) = self.by_id.get(&id)
             && let Some(b) = self.queries.get_mut(i)
             && b.id == id
-            && !b.responses.iter().any(|&(n, _)| n == from)
+            && b.responders.insert(from)
         {
             b.responses.push((from, now));
         }
     }
 
-    /// The cluster's agreement changed.
+    /// The cluster's agreement changed (or is recorded at the start).
     pub fn agreement_changed(&mut self, now: Instant, agreed: bool) {
         if self.agreement.last().map(|&(_, a)| a) != Some(agreed) {
             self.agreement.push((now, agreed));
         }
-        if agreed
-            && let Some((start, took)) = self.epochs.last_mut()
-            && took.is_none()
-        {
-            *took = Some(now - *start);
-        }
     }
 
-    /// The first instant in `[from, to]` at which the cluster agreed, if any.
+    /// The first instant in `[from, to]` at which the cluster agreed, if any. O(log n):
+    /// `agreement` is in time order and alternates.
+    ///
+    /// Agreement at `from` itself only counts if nothing broke it up to `to`: a
+    /// disturbance that changes no view at once (partition, heal, network, pause end)
+    /// would otherwise count as converged before it had any effect.
     pub fn agreed_within(&self, from: Instant, to: Instant) -> Option<Instant> {
-        let state_at = |t0: Instant| {
-            self.agreement
-                .iter()
-                .take_while(|&&(t, _)| t <= t0)
-                .last()
-                .is_some_and(|&(_, a)| a)
-        };
-        // Agreement at `from` itself only counts if nothing broke it up to `to`: a
-        // disturbance that changes no view at once (partition, heal, network, pause end)
-        // would otherwise count as converged before it had any effect.
-        if state_at(from)
-            && !self
-                .agreement
-                .iter()
-                .any(|&(t, a)| !a && t > from && t <= to)
-        {
+        let a = &self.agreement;
+        // The first change after `from`.
+        let i = a.partition_point(|&(t, _)| t <= from);
+        let at_from = i > 0 && a[i - 1].1;
+        let within = |k: usize| a.get(k).filter(|&&(t, _)| t <= to);
+        if at_from && within(i).is_none() {
             return Some(from);
         }
-        self.agreement
-            .iter()
-            .find(|&&(t, a)| a && t > from && t <= to)
+        // Changes alternate: the first agreement after `from` is the next change or the
+        // one after it.
+        (i..i + 2)
+            .filter_map(within)
+            .find(|&&(_, agreed)| agreed)
             .map(|&(t, _)| t)
+    }
+
+    /// How long the cluster took to agree after each quiet period started (`None`: it
+    /// did not before the next one, or by `end` for the last).
+    pub fn epoch_convergence(&self, end: Instant) -> Vec<(Instant, Option<Duration>)> {
+        self.epochs
+            .iter()
+            .enumerate()
+            .map(|(k, &start)| {
+                let until = self.epochs.get(k + 1).copied().unwrap_or(end).max(start);
+                (start, self.agreed_within(start, until).map(|t| t - start))
+            })
+            .collect()
     }
 }

@@ -167,6 +167,11 @@ impl NodeBits {
         }
     }
 
+    /// Whether the set has no node.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
     /// Whether `i` is in the set.
     #[inline]
     pub fn contains(&self, i: u32) -> bool {
@@ -176,20 +181,39 @@ impl NodeBits {
     }
 }
 
+/// The id of a timed fault: the index of the operation that started it. A fault ends by
+/// its own id, so ending one never ends another.
+pub type FaultId = u64;
+
 /// The network: link parameters, partitions, and the network's RNG.
+///
+/// Partitions, one-way cuts and changes of the default link are *faults*, each kept with
+/// its id while it is in force. What the network does now is recomputed from the faults
+/// in force whenever one starts or ends, so overlapping faults compose and ending one
+/// leaves the others in place.
 #[derive(Debug)]
 pub struct Network {
     rng: NodeRng,
-    /// The default link.
-    pub base: LinkParams,
+    /// The scenario's default link, before any `network` action.
+    default_link: LinkParams,
+    /// `network` actions in force, in the order they started (later ones win).
+    link_faults: Vec<(FaultId, LinkOverride)>,
+    /// The default link now: `default_link` with `link_faults` applied in order.
+    base: LinkParams,
     /// Bursty loss, if any.
     pub burst: Option<Burst>,
     burst_bad: Vec<bool>,
     rules: Vec<(NodeBits, NodeBits, LinkOverride)>,
-    /// Partition component of each node: nodes in different components cannot talk.
+    /// Partitions in force: the group of each node in each (0: in no group).
+    partitions: Vec<(FaultId, Vec<u32>)>,
+    /// Component of each node under all partitions in force: nodes in different
+    /// components cannot talk.
     component: Vec<u32>,
-    /// One-way cuts: nothing from the first set reaches the second.
-    cuts: Vec<(NodeBits, NodeBits)>,
+    /// One-way cuts in force: nothing from the first set reaches the second.
+    cuts: Vec<(FaultId, NodeBits, NodeBits)>,
+    /// Whether any partition or cut separates some nodes now (kept up to date, so the
+    /// question costs nothing per event).
+    split: bool,
     /// Stream timings.
     pub stream: StreamParams,
     /// Each node's uplink: bytes per second and the longest backlog before datagrams are
@@ -223,12 +247,16 @@ impl Network {
     ) -> Self {
         Network {
             rng: NodeRng::new(seed),
+            default_link: base.clone(),
+            link_faults: Vec::new(),
             base,
             burst,
             burst_bad: vec![false; n],
             rules: Vec::new(),
+            partitions: Vec::new(),
             component: vec![0; n],
             cuts: Vec::new(),
+            split: false,
             stream,
             uplink: None,
             uplink_free: vec![Instant::ZERO; n],
@@ -268,37 +296,102 @@ impl Network {
         self.rules.push((from, to, o));
     }
 
-    /// Splits the network: each group becomes its own component; nodes in no group form
-    /// one more component.
-    pub fn partition(&mut self, groups: &[Vec<u32>]) {
-        for c in self.component.iter_mut() {
-            *c = 0;
-        }
+    /// Starts partition `id`: each group becomes its own component; nodes in no group form
+    /// one more component. With several partitions in force, two nodes can talk only if
+    /// every one of them puts the two in the same component.
+    pub fn partition(&mut self, id: FaultId, groups: &[Vec<u32>]) {
+        let mut of = vec![0u32; self.component.len()];
         for (g, nodes) in groups.iter().enumerate() {
             for &i in nodes {
-                if let Some(c) = self.component.get_mut(i as usize) {
+                if let Some(c) = of.get_mut(i as usize) {
                     *c = g as u32 + 1;
                 }
             }
         }
+        self.partitions.push((id, of));
+        self.recompute_split();
     }
 
-    /// Cuts every link from `from` to `to`, one way.
-    pub fn cut(&mut self, from: NodeBits, to: NodeBits) {
-        self.cuts.push((from, to));
+    /// Starts cut `id`: nothing from `from` reaches `to`; the other way still works.
+    pub fn cut(&mut self, id: FaultId, from: NodeBits, to: NodeBits) {
+        self.cuts.push((id, from, to));
+        self.recompute_split();
+    }
+
+    /// Ends partition or cut `id`, leaving the others in force. False if it was not in
+    /// force (it ended already, or a heal removed it).
+    pub fn end_split(&mut self, id: FaultId) -> bool {
+        let before = self.partitions.len() + self.cuts.len();
+        self.partitions.retain(|(f, _)| *f != id);
+        self.cuts.retain(|(f, _, _)| *f != id);
+        let ended = self.partitions.len() + self.cuts.len() != before;
+        if ended {
+            self.recompute_split();
+        }
+        ended
     }
 
     /// Removes every partition and cut.
     pub fn heal(&mut self) {
-        for c in self.component.iter_mut() {
-            *c = 0;
-        }
+        self.partitions.clear();
         self.cuts.clear();
+        self.recompute_split();
     }
 
-    /// Whether any partition or cut is in force.
+    /// Components from the partitions in force (the combination of their groups), and
+    /// the `split` flag.
+    fn recompute_split(&mut self) {
+        self.component.fill(0);
+        for (_, of) in &self.partitions {
+            // Refine: a new component for each (component so far, group here) pair.
+            let mut ids: std::collections::BTreeMap<(u32, u32), u32> = Default::default();
+            for (c, &g) in self.component.iter_mut().zip(of) {
+                let next = ids.len() as u32;
+                *c = *ids.entry((*c, g)).or_insert(next);
+            }
+        }
+        let first = self.component.first().copied().unwrap_or(0);
+        self.split = self.component.iter().any(|&c| c != first)
+            || self
+                .cuts
+                .iter()
+                .any(|(_, f, t)| !f.is_empty() && !t.is_empty());
+    }
+
+    /// Whether any partition or cut separates some nodes now. O(1).
     pub fn is_split(&self) -> bool {
-        !self.cuts.is_empty() || self.component.iter().any(|&c| c != 0)
+        self.split
+    }
+
+    /// The default link now.
+    pub fn base(&self) -> &LinkParams {
+        &self.base
+    }
+
+    /// Starts `network` action `id`: its settings override the default link (and any
+    /// earlier action's) until it ends.
+    pub fn change_link(&mut self, id: FaultId, o: LinkOverride) {
+        self.link_faults.push((id, o));
+        self.recompute_link();
+    }
+
+    /// Ends `network` action `id`: the default link is recomputed from the scenario's and
+    /// the actions still in force. False if it was not in force.
+    pub fn end_link_change(&mut self, id: FaultId) -> bool {
+        let before = self.link_faults.len();
+        self.link_faults.retain(|(f, _)| *f != id);
+        let ended = self.link_faults.len() != before;
+        if ended {
+            self.recompute_link();
+        }
+        ended
+    }
+
+    fn recompute_link(&mut self) {
+        self.base = self
+            .link_faults
+            .iter()
+            .fold(self.default_link.clone(), |l, (_, o)| o.apply(&l));
     }
 
     /// Whether `a` can reach `b` now.
@@ -308,7 +401,7 @@ impl Network {
             && !self
                 .cuts
                 .iter()
-                .any(|(f, t)| f.contains(a) && t.contains(b))
+                .any(|(_, f, t)| f.contains(a) && t.contains(b))
     }
 
     fn params(&self, a: u32, b: u32) -> LinkParams {
@@ -442,16 +535,76 @@ mod tests {
     fn partitions_and_one_way_cuts() {
         let mut net = Network::new(4, 1, LinkParams::default(), None, StreamParams::default());
         assert!(net.reachable(0, 3));
-        net.partition(&[vec![0, 1], vec![2, 3]]);
+        net.partition(1, &[vec![0, 1], vec![2, 3]]);
         assert!(net.reachable(0, 1));
         assert!(!net.reachable(0, 2));
         assert!(!net.reachable(3, 1));
         net.heal();
-        net.cut(NodeBits::from_nodes(4, &[0]), NodeBits::from_nodes(4, &[1]));
+        net.cut(
+            2,
+            NodeBits::from_nodes(4, &[0]),
+            NodeBits::from_nodes(4, &[1]),
+        );
         assert!(!net.reachable(0, 1));
         assert!(net.reachable(1, 0));
         net.heal();
         assert!(!net.is_split());
+    }
+
+    #[test]
+    fn ending_one_fault_leaves_the_others_in_force() {
+        let mut net = Network::new(4, 1, LinkParams::default(), None, StreamParams::default());
+        // Two overlapping partitions: only nodes in one component of both can talk.
+        net.partition(1, &[vec![0, 1], vec![2, 3]]);
+        net.partition(2, &[vec![0, 2]]);
+        assert!(!net.reachable(0, 1) && !net.reachable(0, 2) && !net.reachable(0, 3));
+        assert!(!net.reachable(1, 3) && net.reachable(2, 2));
+        net.cut(
+            3,
+            NodeBits::from_nodes(4, &[2]),
+            NodeBits::from_nodes(4, &[3]),
+        );
+        // The short cut ends: the partitions stay.
+        assert!(net.end_split(3));
+        assert!(!net.reachable(0, 2) && net.is_split());
+        // The second partition ends: the first is whole again.
+        assert!(net.end_split(2));
+        assert!(net.reachable(0, 1) && net.reachable(2, 3) && !net.reachable(1, 2));
+        assert!(!net.end_split(2), "ended twice");
+        assert!(net.end_split(1));
+        assert!(!net.is_split() && net.reachable(0, 3));
+        // A partition that separates nobody is no split.
+        net.partition(4, &[vec![0, 1, 2, 3]]);
+        assert!(!net.is_split());
+    }
+
+    #[test]
+    fn link_changes_stack_and_end_independently() {
+        let mut net = Network::new(2, 1, LinkParams::default(), None, StreamParams::default());
+        let loss = |l| LinkOverride {
+            loss: Some(l),
+            ..LinkOverride::default()
+        };
+        let latency = LinkOverride {
+            latency: Some(Duration::from_millis(50)),
+            ..LinkOverride::default()
+        };
+        net.change_link(1, loss(0.3));
+        net.change_link(2, latency.clone());
+        assert_eq!(net.base().loss, 0.3);
+        assert_eq!(net.base().latency, Duration::from_millis(50));
+        // The first ends: its loss goes, the second's latency stays.
+        assert!(net.end_link_change(1));
+        assert_eq!(net.base().loss, 0.0);
+        assert_eq!(net.base().latency, Duration::from_millis(50));
+        assert!(net.end_link_change(2));
+        assert_eq!(*net.base(), LinkParams::default());
+        // A later change wins while both are in force, and the earlier comes back after.
+        net.change_link(3, loss(0.1));
+        net.change_link(4, loss(0.5));
+        assert_eq!(net.base().loss, 0.5);
+        net.end_link_change(4);
+        assert_eq!(net.base().loss, 0.1);
     }
 
     #[test]

@@ -3,6 +3,24 @@
 //! convergence deadline.
 
 use crate::engine::{Ev, Simulation, Status, index_of_name};
+use serf_proto::Instant;
+
+/// What became of the convergence invariant for the last quiet period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConvergenceCheck {
+    /// The invariant is off.
+    Off,
+    /// Scheduled for this instant (the run stopped before it).
+    Due(Instant),
+    /// Due at this instant, past the end of the run: never checked.
+    PastEnd(Instant),
+    /// Skipped at this instant: these faults were still in force.
+    FaultsActive(Instant, String),
+    /// Checked at this instant: the views had agreed.
+    Held(Instant),
+    /// Checked at this instant: they had not.
+    Violated(Instant),
+}
 use crate::node::{SimEvent, SimNode};
 use crate::report::Violation;
 
@@ -14,18 +32,16 @@ impl<N: SimNode> Simulation<N> {
         };
         let inv = &self.scenario.invariants;
         let h = &mut self.hosts[i as usize];
-        if inv.incarnations {
-            let inc = node.incarnation();
-            if inc < h.last_incarnation {
-                let msg = format!(
-                    "node {i}'s own incarnation went backwards: {} -> {inc}",
-                    h.last_incarnation
-                );
-                self.violate(Some(i), "incarnations", msg);
-                return;
-            }
-            h.last_incarnation = inc;
+        let inc = node.incarnation();
+        if inv.incarnations && inc < h.last_incarnation {
+            let msg = format!(
+                "node {i}'s own incarnation went backwards: {} -> {inc}",
+                h.last_incarnation
+            );
+            self.violate(Some(i), "incarnations", msg);
+            return;
         }
+        h.last_incarnation = inc;
         let c = node.counters();
         if inv.queues && (c.queue_depth > c.queue_limit || c.members > c.members_limit) {
             let msg = format!(
@@ -69,6 +85,7 @@ impl<N: SimNode> Simulation<N> {
     pub(crate) fn violate(&mut self, node: Option<u32>, kind: &str, message: String) {
         self.violations.push(Violation {
             at: self.now.as_duration().as_secs_f64(),
+            at_nanos: self.now.as_nanos(),
             node,
             kind: kind.to_string(),
             message,
@@ -102,7 +119,11 @@ impl<N: SimNode> Simulation<N> {
                 if change == Change::Failed && self.hosts[i as usize].running() {
                     let subject = &self.hosts[s as usize];
                     if subject.status == Status::Up {
-                        if self.net.is_split() {
+                        if incarnation <= subject.prev_incarnation {
+                            // The old suspicion of a crashed life, expiring after a
+                            // fresh restart: part of detecting the crash.
+                            self.rec.fp_previous_life += 1;
+                        } else if self.split_lately() {
                             self.rec.fp_partitioned += 1;
                         } else if subject.ever_impaired {
                             self.rec.fp_slow += 1;
@@ -197,32 +218,57 @@ impl<N: SimNode> Simulation<N> {
     pub(crate) fn disturbed(&mut self) {
         self.epoch += 1;
         self.last_disturbance = self.now;
-        self.rec.epochs.push((self.now, None));
-        if self.views.agreed() {
-            self.rec.agreement_changed(self.now, true);
-        }
+        self.rec.epochs.push(self.now);
         if self.scenario.invariants.convergence {
             let at = self.now + self.deadline;
             if at <= self.end {
                 self.push(at, Ev::ConvergenceCheck { epoch: self.epoch });
+                self.convergence_check = ConvergenceCheck::Due(at);
+            } else {
+                self.convergence_check = ConvergenceCheck::PastEnd(at);
             }
         }
     }
 
-    /// Whether a fault is in force (then convergence is not expected).
-    pub(crate) fn faults_active(&self) -> bool {
+    /// Whether a partition or cut is in force, or ended so recently that suspicions it
+    /// started may still be running (reports then are put down to it).
+    pub(crate) fn split_lately(&self) -> bool {
+        self.net.is_split()
+            || self
+                .split_ended
+                .is_some_and(|t| self.now - t <= self.split_aftermath)
+    }
+
+    /// The faults in force, in words, if any (then convergence is not expected).
+    pub(crate) fn faults_active(&self) -> Option<String> {
         let now = self.now;
-        self.net.is_split() || self.hosts.iter().any(|h| h.running() && h.impaired(now))
+        let impaired = self
+            .hosts
+            .iter()
+            .filter(|h| h.running() && h.impaired(now))
+            .count();
+        match (self.net.is_split(), impaired) {
+            (false, 0) => None,
+            (true, 0) => Some("a partition or cut".into()),
+            (false, k) => Some(format!("{k} slow or paused nodes")),
+            (true, k) => Some(format!("a partition or cut and {k} slow or paused nodes")),
+        }
     }
 
     pub(crate) fn check_convergence(&mut self, epoch: u64) {
-        if epoch != self.epoch || self.faults_active() {
+        if epoch != self.epoch {
+            return;
+        }
+        if let Some(faults) = self.faults_active() {
+            self.convergence_check = ConvergenceCheck::FaultsActive(self.now, faults);
             return;
         }
         let since = self.last_disturbance;
         if self.rec.agreed_within(since, self.now).is_some() {
+            self.convergence_check = ConvergenceCheck::Held(self.now);
             return;
         }
+        self.convergence_check = ConvergenceCheck::Violated(self.now);
         let detail = match self.views.first_disagreement() {
             Some((s, alive_in, up)) => format!(
                 "e.g. node {s} ({}) is a member in {alive_in} of {} live views",

@@ -1,7 +1,7 @@
 //! The scenario's timeline as primitive operations, and node-set resolution.
 
-use crate::engine::{Ev, Simulation, Status, addr_of};
-use crate::network::{LinkOverride, LinkParams, NodeBits};
+use crate::engine::{Ev, Host, Simulation, Status, addr_of};
+use crate::network::{FaultId, LinkOverride, NodeBits};
 use crate::node::SimNode;
 use crate::scenario::{ActionKind, NodeSet};
 use core::time::Duration;
@@ -56,7 +56,14 @@ pub(crate) enum OpKind {
         delay: (Duration, Duration),
         lasts: Option<Duration>,
     },
+    /// The end of slow fault `id` (only that one: an earlier slow still in force on the
+    /// same node takes over).
     Unslow {
+        id: FaultId,
+    },
+    /// The end of a pause on `nodes` (a node paused again meanwhile stays paused until
+    /// its later pause ends).
+    Unpause {
         nodes: Vec<u32>,
     },
     Leave {
@@ -76,12 +83,17 @@ pub(crate) enum OpKind {
         lasts: Option<Duration>,
     },
     Heal,
+    /// The end of partition or cut `id` (only that one).
+    EndSplit {
+        id: FaultId,
+    },
     Network {
         link: LinkOverride,
         lasts: Option<Duration>,
     },
-    NetworkRestore {
-        link: LinkParams,
+    /// The end of `network` action `id` (only that one).
+    EndLinkChange {
+        id: FaultId,
     },
     UserEvent {
         from: NodeSet,
@@ -193,20 +205,34 @@ impl<N: SimNode> Simulation<N> {
         self.push(at, Ev::Op(i));
     }
 
-    /// The nodes of `set` for which `eligible` holds. Random picks exclude the seeds.
-    pub(crate) fn resolve(&mut self, set: &NodeSet, eligible: impl Fn(u32) -> bool) -> Vec<u32> {
+    /// The nodes of `set` whose host `eligible` accepts. Random picks exclude the seeds.
+    pub(crate) fn resolve(&mut self, set: &NodeSet, eligible: impl Fn(&Host) -> bool) -> Vec<u32> {
         let n = self.hosts.len();
         let seeds = self.scenario.bootstrap.seeds.min(n);
-        let mut out: Vec<u32> = match set {
-            NodeSet::All => (0..n as u32).collect(),
-            NodeSet::Seeds => (0..seeds as u32).collect(),
-            NodeSet::List(v) => v.iter().copied().filter(|&i| (i as usize) < n).collect(),
-            NodeSet::Range(a, b) => (a.of(n).min(n) as u32..b.of(n).min(n) as u32).collect(),
-            NodeSet::Group(g) => self.groups.get(g).cloned().unwrap_or_default(),
-            NodeSet::Label(l) => self.labels.get(l).cloned().unwrap_or_default(),
+        let hosts = &self.hosts;
+        let ok = |i: &u32| eligible(&hosts[*i as usize]);
+        match set {
+            NodeSet::All => (0..n as u32).filter(ok).collect(),
+            NodeSet::Seeds => (0..seeds as u32).filter(ok).collect(),
+            NodeSet::List(v) => v
+                .iter()
+                .copied()
+                .filter(|&i| (i as usize) < n)
+                .filter(ok)
+                .collect(),
+            NodeSet::Range(a, b) => (a.of(n).min(n) as u32..b.of(n).min(n) as u32)
+                .filter(ok)
+                .collect(),
+            NodeSet::Group(g) => self
+                .groups
+                .get(g)
+                .map_or(Vec::new(), |v| v.iter().copied().filter(ok).collect()),
+            NodeSet::Label(l) => self
+                .labels
+                .get(l)
+                .map_or(Vec::new(), |v| v.iter().copied().filter(ok).collect()),
             NodeSet::Random(k) => {
-                let mut pool: Vec<u32> =
-                    (seeds as u32..n as u32).filter(|&i| eligible(i)).collect();
+                let mut pool: Vec<u32> = (seeds as u32..n as u32).filter(ok).collect();
                 let k = k.of(n).min(pool.len());
                 // Partial Fisher–Yates with the scenario's RNG.
                 for j in 0..k {
@@ -217,9 +243,7 @@ impl<N: SimNode> Simulation<N> {
                 pool.sort_unstable();
                 pool
             }
-        };
-        out.retain(|&i| eligible(i));
-        out
+        }
     }
 
     fn seed_addrs(&mut self, i: u32, seeds: &Option<NodeSet>) -> Vec<core::net::SocketAddr> {
@@ -263,10 +287,7 @@ impl<N: SimNode> Simulation<N> {
     pub(crate) fn fire_op(&mut self, idx: usize) {
         let op = self.ops[idx].clone();
         let now = self.now;
-        let running = |s: &Self| {
-            let st: Vec<Status> = s.hosts.iter().map(|h| h.status).collect();
-            move |i: u32| st[i as usize] == Status::Up
-        };
+        let running = |h: &Host| h.status == Status::Up;
         let mut chosen: Vec<u32> = Vec::new();
         let mut disturb = true;
         match op.kind {
@@ -277,9 +298,8 @@ impl<N: SimNode> Simulation<N> {
                 rejoin,
             } => {
                 // Nodes never started, or stopped (crashed or left).
-                let st: Vec<Status> = self.hosts.iter().map(|h| h.status).collect();
-                chosen = self.resolve(&nodes, |i| {
-                    matches!(st[i as usize], Status::NotStarted | Status::Down)
+                chosen = self.resolve(&nodes, |h| {
+                    matches!(h.status, Status::NotStarted | Status::Down)
                 });
                 self.trace_op(1, &chosen);
                 for &i in &chosen {
@@ -289,7 +309,7 @@ impl<N: SimNode> Simulation<N> {
                 }
             }
             OpKind::Crash { nodes } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(2, &chosen);
                 for &i in &chosen {
                     self.stop(i, true);
@@ -302,7 +322,7 @@ impl<N: SimNode> Simulation<N> {
                 rejoin,
                 seeds,
             } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(3, &chosen);
                 for &i in &chosen {
                     self.stop(i, true);
@@ -340,7 +360,7 @@ impl<N: SimNode> Simulation<N> {
                 rejoin,
                 seeds,
             } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(5, &chosen);
                 for (k, &i) in chosen.clone().iter().enumerate() {
                     let kind = OpKind::Restart {
@@ -355,54 +375,77 @@ impl<N: SimNode> Simulation<N> {
                 disturb = false;
             }
             OpKind::Pause { nodes, lasts } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(6, &chosen);
                 for &i in &chosen {
                     let h = &mut self.hosts[i as usize];
-                    h.paused_until = Some(now + lasts);
+                    // Overlapping pauses: the node runs again when the last one ends.
+                    h.paused_until =
+                        Some(h.paused_until.map_or(now + lasts, |p| p.max(now + lasts)));
                     h.ever_impaired = true;
                 }
                 self.add_op(
                     now + lasts,
-                    OpKind::Unslow {
+                    OpKind::Unpause {
                         nodes: chosen.clone(),
                     },
                     None,
                 );
+            }
+            OpKind::Unpause { nodes } => {
+                self.trace_op(8, &nodes);
+                let mut ended = false;
+                for &i in &nodes {
+                    let h = &mut self.hosts[i as usize];
+                    if h.paused_until.is_some_and(|p| p <= now) {
+                        h.paused_until = None;
+                        ended = true;
+                    }
+                }
+                disturb = ended;
+                chosen = nodes;
             }
             OpKind::Slow {
                 nodes,
                 delay,
                 lasts,
             } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(7, &chosen);
+                let id = idx as FaultId;
                 for &i in &chosen {
                     let h = &mut self.hosts[i as usize];
                     h.slow = Some(delay);
                     h.ever_impaired = true;
                 }
+                self.slow_faults.push((id, chosen.clone(), delay));
                 if let Some(l) = lasts {
-                    self.add_op(
-                        now + l,
-                        OpKind::Unslow {
-                            nodes: chosen.clone(),
-                        },
-                        None,
-                    );
+                    self.add_op(now + l, OpKind::Unslow { id }, None);
                 }
             }
-            OpKind::Unslow { nodes } => {
+            OpKind::Unslow { id } => {
+                // Nodes that stopped meanwhile were taken out of the fault (a stop ends
+                // slowness), so only nodes still slow by this fault are in it.
+                let nodes = match self.slow_faults.iter().position(|f| f.0 == id) {
+                    Some(k) => self.slow_faults.remove(k).1,
+                    None => Vec::new(),
+                };
                 self.trace_op(8, &nodes);
                 for &i in &nodes {
-                    let h = &mut self.hosts[i as usize];
-                    h.slow = None;
-                    h.paused_until = None;
+                    // The latest slow still in force on the node, if any, takes over.
+                    let delay = self
+                        .slow_faults
+                        .iter()
+                        .rev()
+                        .find(|f| f.1.contains(&i))
+                        .map(|f| f.2);
+                    self.hosts[i as usize].slow = delay;
                 }
+                disturb = !nodes.is_empty();
                 chosen = nodes;
             }
             OpKind::Leave { nodes } => {
-                chosen = self.resolve(&nodes, running(self));
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(9, &chosen);
                 for &i in &chosen {
                     self.leave_truth(i);
@@ -414,8 +457,7 @@ impl<N: SimNode> Simulation<N> {
                 }
             }
             OpKind::Join { nodes, seeds } => {
-                let st: Vec<Status> = self.hosts.iter().map(|h| h.status).collect();
-                chosen = self.resolve(&nodes, |i| st[i as usize] == Status::Up);
+                chosen = self.resolve(&nodes, running);
                 self.trace_op(10, &chosen);
                 for &i in &chosen {
                     self.join(i, &seeds);
@@ -427,9 +469,13 @@ impl<N: SimNode> Simulation<N> {
                 for g in &resolved {
                     self.trace_op(11, g);
                 }
-                self.net.partition(&resolved);
+                let was = self.net.is_split();
+                let id = idx as FaultId;
+                self.net.partition(id, &resolved);
+                self.split_changed(was);
+                self.cut_crossing_streams();
                 if let Some(l) = lasts {
-                    self.add_op(now + l, OpKind::Heal, None);
+                    self.add_op(now + l, OpKind::EndSplit { id }, None);
                 }
             }
             OpKind::OneWay { from, to, lasts } => {
@@ -438,32 +484,45 @@ impl<N: SimNode> Simulation<N> {
                 let t = self.resolve(&to, |_| true);
                 self.trace_op(12, &f);
                 self.trace_op(12, &t);
+                let was = self.net.is_split();
+                let id = idx as FaultId;
                 self.net
-                    .cut(NodeBits::from_nodes(n, &f), NodeBits::from_nodes(n, &t));
+                    .cut(id, NodeBits::from_nodes(n, &f), NodeBits::from_nodes(n, &t));
+                self.split_changed(was);
+                self.cut_crossing_streams();
                 if let Some(l) = lasts {
-                    self.add_op(now + l, OpKind::Heal, None);
+                    self.add_op(now + l, OpKind::EndSplit { id }, None);
                 }
             }
             OpKind::Heal => {
                 self.trace_op(13, &[]);
+                let was = self.net.is_split();
                 self.net.heal();
+                self.split_changed(was);
+            }
+            OpKind::EndSplit { id } => {
+                self.trace_op(13, &[id as u32]);
+                let was = self.net.is_split();
+                // A heal may have ended it already: then nothing changes.
+                disturb = self.net.end_split(id);
+                self.split_changed(was);
             }
             OpKind::Network { link, lasts } => {
                 self.trace_op(14, &[]);
-                let old = self.net.base.clone();
-                self.net.base = link.apply(&old);
+                let id = idx as FaultId;
+                self.net.change_link(id, link);
                 if let Some(l) = lasts {
-                    self.add_op(now + l, OpKind::NetworkRestore { link: old }, None);
+                    self.add_op(now + l, OpKind::EndLinkChange { id }, None);
                 }
             }
-            OpKind::NetworkRestore { link } => {
-                self.trace_op(15, &[]);
-                self.net.base = link;
+            OpKind::EndLinkChange { id } => {
+                self.trace_op(15, &[id as u32]);
+                disturb = self.net.end_link_change(id);
             }
             OpKind::UserEvent { from } | OpKind::Query { from } => {
                 let query = matches!(self.ops[idx].kind, OpKind::Query { .. });
                 disturb = false;
-                let pool = self.resolve(&from, running(self));
+                let pool = self.resolve(&from, running);
                 if pool.is_empty() {
                     return;
                 }

@@ -14,12 +14,24 @@ use serf_proto::Instant;
 pub struct Violation {
     /// Simulated seconds.
     pub at: f64,
+    /// The exact simulated instant, in nanoseconds (see [`Violation::instant`]).
+    pub at_nanos: u64,
     /// The node whose step broke it, if one did.
     pub node: Option<u32>,
     /// Which invariant.
     pub kind: String,
     /// What happened.
     pub message: String,
+}
+
+impl Violation {
+    /// The simulated instant of the step that broke the invariant. To look at the nodes
+    /// just before it, replay with `Simulation::run_until(v.instant() - 1 ns)`, which
+    /// runs every event up to and including that earlier instant; `run_until` on the
+    /// instant itself stops right after the violating step.
+    pub fn instant(&self) -> Instant {
+        Instant::from_nanos(self.at_nanos)
+    }
 }
 
 /// One expectation's verdict.
@@ -46,6 +58,10 @@ pub struct Convergence {
     pub agreed_at_end: bool,
     /// Every quiet period: (start, seconds to agreement).
     pub epochs: Vec<(f64, Option<f64>)>,
+    /// What became of the convergence invariant after the last fault, in words: held,
+    /// violated, or why it was not checked (off, the deadline past the end of the run,
+    /// faults still in force).
+    pub invariant: String,
 }
 
 /// Failure detection.
@@ -73,12 +89,17 @@ pub struct Detection {
 pub struct FalsePositives {
     /// Reports about healthy members, one per reporting view.
     pub healthy: u64,
-    /// Reports about members that were slow or paused at some point of the run.
+    /// Reports about members slow or paused at some point of their current life.
     pub slow: u64,
     /// Distinct (member, incarnation) pairs wrongly failed: healthy members.
     pub healthy_distinct: usize,
-    /// Reports about live members while a partition was in force (not counted above).
+    /// Reports about live members while a partition or cut was in force, or within the
+    /// longest suspicion timeout plus a probe interval after it ended (not counted
+    /// above).
     pub during_partition: u64,
+    /// Reports about a restarted member at an incarnation an earlier life reached: the
+    /// crashed life's detection finishing after the restart (not counted above).
+    pub previous_life: u64,
     /// The same for slow members.
     pub slow_distinct: usize,
 }
@@ -177,10 +198,13 @@ impl From<NetCounters> for NetReport {
 /// Curves kept for the plots (not written to JSON).
 #[derive(Debug, Clone, Default)]
 pub struct Series {
-    /// Detection latencies, first view (seconds).
+    /// Detection latencies, first view (seconds), of the counted crashes.
     pub detect_first: Vec<f64>,
-    /// Detection latencies, all views (seconds).
+    /// Detection latencies, all views (seconds), of the counted crashes.
     pub detect_all: Vec<f64>,
+    /// Crashes counted for detection (not restarted before every view failed them),
+    /// detected or not: the CDFs' denominator, so undetected crashes show.
+    pub crashes_counted: usize,
     /// Per user event: sorted receipt latencies (seconds) and the expected count.
     pub dissemination: Vec<(Vec<f64>, u64)>,
 }
@@ -288,6 +312,26 @@ impl<N: SimNode> Simulation<N> {
         (d, curves)
     }
 
+    fn convergence_invariant(&self) -> String {
+        use crate::observe::ConvergenceCheck as C;
+        match &self.convergence_check {
+            C::Off => "off".into(),
+            C::Due(at) => format!("not checked: the run stopped before it was due at {at}"),
+            C::PastEnd(at) => format!(
+                "not checked: the last fault at {} + deadline {:.3}s = {at} is past the end \
+                 ({})",
+                self.last_disturbance,
+                self.deadline.as_secs_f64(),
+                self.end
+            ),
+            C::FaultsActive(at, faults) => {
+                format!("not checked: {faults} still in force when it was due at {at}")
+            }
+            C::Held(at) => format!("held (checked at {at})"),
+            C::Violated(at) => format!("violated at {at}"),
+        }
+    }
+
     /// Summarizes the run and checks the expectations.
     pub fn finish(self) -> Report {
         let now = self.now;
@@ -298,6 +342,13 @@ impl<N: SimNode> Simulation<N> {
         };
         let first_suspect = pick(|c| c.first_suspect);
         let periods: Vec<f64> = first_suspect.iter().map(|t| (t / probe).floor()).collect();
+        let counted = |f: fn(&CrashRecord) -> Option<f64>| -> Vec<f64> {
+            crashes
+                .iter()
+                .filter(|c| !c.restarted_first)
+                .filter_map(f)
+                .collect()
+        };
         let detect_first = pick(|c| c.first_failed);
         let detect_all = pick(|c| c.all_failed);
         let detection = Detection {
@@ -341,9 +392,8 @@ impl<N: SimNode> Simulation<N> {
             bytes: per(db + fb),
         };
         let last_fault = self.last_disturbance;
-        let converged_after = self
-            .rec
-            .epochs
+        let epochs = self.rec.epoch_convergence(now);
+        let converged_after = epochs
             .last()
             .and_then(|&(_, took)| took)
             .map(|d| d.as_secs_f64());
@@ -352,9 +402,8 @@ impl<N: SimNode> Simulation<N> {
             last_fault: secs(last_fault),
             converged_after,
             agreed_at_end: self.views.agreed(),
-            epochs: self
-                .rec
-                .epochs
+            invariant: self.convergence_invariant(),
+            epochs: epochs
                 .iter()
                 .map(|&(t, d)| (secs(t), d.map(|d| d.as_secs_f64())))
                 .collect(),
@@ -364,6 +413,7 @@ impl<N: SimNode> Simulation<N> {
             slow: self.rec.fp_slow,
             healthy_distinct: self.rec.fp_healthy_distinct.len(),
             during_partition: self.rec.fp_partitioned,
+            previous_life: self.rec.fp_previous_life,
             slow_distinct: self.rec.fp_slow_distinct.len(),
         };
         let mut protocol = ProtocolTotals::default();
@@ -400,8 +450,9 @@ impl<N: SimNode> Simulation<N> {
             joins_failed: self.rec.joins_failed,
             samples: self.rec.samples.clone(),
             series: Series {
-                detect_first,
-                detect_all,
+                detect_first: counted(|c| c.first_failed),
+                detect_all: counted(|c| c.all_failed),
+                crashes_counted: crashes.iter().filter(|c| !c.restarted_first).count(),
                 dissemination: curves,
             },
         };
@@ -574,6 +625,7 @@ impl Report {
                 c.agreed_at_end
             ),
         );
+        row(&mut s, "convergence invariant", c.invariant.clone());
         let d = &self.detection;
         if d.crashes > 0 {
             row(
@@ -595,8 +647,14 @@ impl Report {
             &mut s,
             "false failure reports: healthy / slow",
             format!(
-                "{} / {} (distinct {} / {}); {} during partitions",
-                fp.healthy, fp.slow, fp.healthy_distinct, fp.slow_distinct, fp.during_partition
+                "{} / {} (distinct {} / {}); not counted: {} around partitions, {} about \
+                 earlier lives",
+                fp.healthy,
+                fp.slow,
+                fp.healthy_distinct,
+                fp.slow_distinct,
+                fp.during_partition,
+                fp.previous_life
             ),
         );
         for (name, e) in [

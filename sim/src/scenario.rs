@@ -170,10 +170,11 @@ pub struct ConfigOverrides {
     pub encryption: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// `false` emulates Lifeguard switched off: `awareness_max_multiplier = 1` (no local
-    /// health multiplier) and `suspicion_max_timeout_mult = 1` (a fixed suspicion timeout
-    /// that confirmations cannot shorten). Nacks and the buddy system stay on: serf-proto
-    /// has no switch for them.
+    /// serf-proto's `lifeguard` switch (`Config::lifeguard`). `false` turns every
+    /// Lifeguard extension off: no local health multiplier (probe windows never
+    /// stretch), a fixed suspicion timeout at the formula's minimum (confirmations cannot
+    /// shorten it), no nacks from indirect probes, no buddy system — memberlist as it ran
+    /// before Lifeguard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifeguard: Option<bool>,
 }
@@ -538,7 +539,9 @@ pub enum ExpectKind {
     /// within]`: live nodes alive in every live view, stopped ones in none.
     Converged,
     /// At most `max` false failure reports (a live member reported dead by a live
-    /// node), about `subjects`.
+    /// node), about `subjects`. Reports around a partition (while it is in force and for
+    /// the longest suspicion timeout plus a probe interval after) and reports about a
+    /// restarted member's earlier life are not counted.
     FalsePositives,
     /// Every crash was detected: by a first node within `first_within`, by all within
     /// `all_within`.
@@ -557,9 +560,9 @@ pub enum Subjects {
     /// Every member.
     #[default]
     All,
-    /// Members never slow nor paused during the run.
+    /// Members never slow nor paused during their current life.
     Healthy,
-    /// Members slow or paused at some point of the run.
+    /// Members slow or paused at some point of their current life.
     Slow,
 }
 
@@ -748,6 +751,8 @@ impl Scenario {
             .build(self.profile)
             .validate()
             .map_err(|e| format!("config: {e}"))?;
+        self.validate_node_sets()?;
+        self.validate_times()?;
         for (i, a) in self.actions.iter().enumerate() {
             let need = |what: bool, field: &str| {
                 if what {
@@ -774,6 +779,202 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+}
+
+/// A duration in seconds, for messages (`90s`, `1.5s`).
+fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+impl Scenario {
+    /// The actions in the order they fire: by time, then as written.
+    fn firing_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.actions.len()).collect();
+        order.sort_by_key(|&i| (self.actions[i].at, i));
+        order
+    }
+
+    /// Every group a node set names is defined, and every `@label` is defined by an
+    /// action that fires earlier; groups and link rules (resolved before any action)
+    /// name no label, and groups no other group.
+    fn validate_node_sets(&self) -> Result<(), String> {
+        let defined = || {
+            if self.groups.is_empty() {
+                "no group is defined (under [groups])".to_string()
+            } else {
+                let names: Vec<&str> = self.groups.keys().map(String::as_str).collect();
+                format!("defined groups: {}", names.join(", "))
+            }
+        };
+        let group_ok = |set: &NodeSet, place: &str| match set {
+            NodeSet::Group(g) if !self.groups.contains_key(g) => {
+                Err(format!("{place}: unknown group `{g}`; {}", defined()))
+            }
+            _ => Ok(()),
+        };
+        for (name, set) in &self.groups {
+            if matches!(set, NodeSet::Group(_) | NodeSet::Label(_)) {
+                return Err(format!(
+                    "group `{name}` must not refer to another group or a label"
+                ));
+            }
+        }
+        for (k, rule) in self.network.links.iter().enumerate() {
+            for (field, set) in [("from", &rule.from), ("to", &rule.to)] {
+                let place = format!("network.links[{k}].{field}");
+                group_ok(set, &place)?;
+                if let NodeSet::Label(l) = set {
+                    return Err(format!(
+                        "{place}: `@{l}`: a link rule is resolved at the start, before any \
+                         action chooses nodes"
+                    ));
+                }
+            }
+        }
+        let mut labels: Vec<&str> = Vec::new();
+        for i in self.firing_order() {
+            let a = &self.actions[i];
+            let place =
+                |field: &str| format!("action {i} ({:?} at {}), `{field}`", a.kind, secs(a.at));
+            let mut sets: Vec<(&str, &NodeSet)> = Vec::new();
+            for (field, set) in [
+                ("nodes", &a.nodes),
+                ("seeds", &a.seeds),
+                ("from", &a.from),
+                ("to", &a.to),
+            ] {
+                if let Some(set) = set {
+                    sets.push((field, set));
+                }
+            }
+            for g in a.groups.iter().flatten() {
+                sets.push(("groups", g));
+            }
+            for (field, set) in sets {
+                group_ok(set, &place(field))?;
+                if let NodeSet::Label(l) = set
+                    && !labels.contains(&l.as_str())
+                {
+                    let known = if labels.is_empty() {
+                        "no label is defined before it".to_string()
+                    } else {
+                        format!("labels defined before it: {}", labels.join(", "))
+                    };
+                    return Err(format!(
+                        "{}: `@{l}` is not defined by an action that fires earlier; {known}",
+                        place(field)
+                    ));
+                }
+            }
+            if let Some(l) = &a.label {
+                use ActionKind::*;
+                if matches!(
+                    a.kind,
+                    Partition | OneWay | Heal | Network | UserEvents | Queries
+                ) {
+                    return Err(format!(
+                        "action {i} ({:?}): `label` names the nodes an action chooses; this \
+                         kind chooses none",
+                        a.kind
+                    ));
+                }
+                labels.push(l);
+            }
+        }
+        Ok(())
+    }
+
+    /// Nothing is scheduled past the end of the run: an action, a user event or query
+    /// of a series, or the start of a `converged` window (each would be silently lost or
+    /// pass vacuously).
+    fn validate_times(&self) -> Result<(), String> {
+        let end = self.duration;
+        for (i, a) in self.actions.iter().enumerate() {
+            let last = match a.kind {
+                ActionKind::UserEvents | ActionKind::Queries => {
+                    let every = a.every.unwrap_or(Duration::from_millis(100));
+                    let k = a.count.unwrap_or(1).saturating_sub(1);
+                    a.at.saturating_add(every.saturating_mul(k.min(u32::MAX as usize) as u32))
+                }
+                _ => a.at,
+            };
+            if last > end {
+                return Err(format!(
+                    "action {i} ({:?}) {} at {}, after the end of the run ({}); shorten it or \
+                     lengthen `duration`",
+                    a.kind,
+                    if last == a.at { "is" } else { "ends" },
+                    secs(last),
+                    secs(end)
+                ));
+            }
+        }
+        for (i, e) in self.expect.iter().enumerate() {
+            if e.kind == ExpectKind::Converged
+                && let Some(after) = e.after
+                && after > end
+            {
+                return Err(format!(
+                    "expectation {i} (converged) starts at {}, after the end of the run ({}): \
+                     it could only pass vacuously",
+                    secs(after),
+                    secs(end)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts the run at `duration` (the command line's `--duration`): actions and user
+    /// events or queries past the new end are dropped, and `converged` expectations that
+    /// would start after it. Returns a warning for each thing dropped.
+    pub fn truncate(&mut self, duration: Duration) -> Vec<String> {
+        let mut warnings = Vec::new();
+        self.duration = duration;
+        let mut kept = Vec::new();
+        for (i, mut a) in core::mem::take(&mut self.actions).into_iter().enumerate() {
+            if a.at > duration {
+                warnings.push(format!(
+                    "action {i} ({:?} at {}) is after the end: dropped",
+                    a.kind,
+                    secs(a.at)
+                ));
+                continue;
+            }
+            if matches!(a.kind, ActionKind::UserEvents | ActionKind::Queries) {
+                let every = a.every.unwrap_or(Duration::from_millis(100));
+                let count = a.count.unwrap_or(1);
+                let fit = if every.is_zero() {
+                    count
+                } else {
+                    (((duration - a.at).as_nanos() / every.as_nanos()) as usize + 1).min(count)
+                };
+                if fit < count {
+                    warnings.push(format!(
+                        "action {i} ({:?}): {} of its {count} fall after the end: dropped",
+                        a.kind,
+                        count - fit
+                    ));
+                    a.count = Some(fit);
+                }
+            }
+            kept.push(a);
+        }
+        self.actions = kept;
+        let mut expect = Vec::new();
+        for (i, e) in core::mem::take(&mut self.expect).into_iter().enumerate() {
+            if e.kind == ExpectKind::Converged && e.after.is_some_and(|a| a > duration) {
+                warnings.push(format!(
+                    "expectation {i} (converged after {}) starts after the end: dropped",
+                    secs(e.after.unwrap_or_default())
+                ));
+                continue;
+            }
+            expect.push(e);
+        }
+        self.expect = expect;
+        warnings
     }
 }
 
@@ -839,5 +1040,132 @@ mod tests {
             Some(Duration::from_millis(40))
         );
         assert!(Scenario::from_toml("name='x'\nnodes=3\nduration='1m'\nbogus=1").is_err());
+    }
+
+    fn parse(body: &str) -> Result<Scenario, String> {
+        Scenario::from_toml(&format!("name = 't'\nnodes = 10\nduration = '60s'\n{body}"))
+    }
+
+    #[test]
+    fn an_unknown_group_is_an_error_that_names_it_and_lists_the_groups() {
+        let e = parse(
+            r#"
+            [groups]
+            slow = "random 2"
+            left = "0..5"
+            [[actions]]
+            at = "10s"
+            kind = "slow"
+            nodes = "slwo"
+            delay = ["2s", "5s"]
+        "#,
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown group `slwo`"), "{e}");
+        assert!(e.contains("defined groups: left, slow"), "{e}");
+        let e = parse("[[actions]]\nat = '10s'\nkind = 'partition'\ngroups = ['a', '5..10']\n")
+            .unwrap_err();
+        assert!(
+            e.contains("unknown group `a`") && e.contains("no group is defined"),
+            "{e}"
+        );
+        let e =
+            parse("[[network.links]]\nfrom = 'far'\nto = 'all'\nlatency = '9ms'\n").unwrap_err();
+        assert!(
+            e.contains("network.links[0].from: unknown group `far`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_label_must_be_defined_by_an_action_that_fires_earlier() {
+        let crash_then_start = |crash_at: &str, start_at: &str| {
+            parse(&format!(
+                "[[actions]]\nat = '{start_at}'\nkind = 'start'\nnodes = '@gone'\n\
+                 [[actions]]\nat = '{crash_at}'\nkind = 'crash'\nnodes = '10%'\nlabel = 'gone'\n"
+            ))
+        };
+        // Written later, fires earlier: fine.
+        assert!(crash_then_start("10s", "20s").is_ok());
+        // Fires later (or at the same instant, after it in the file): an error.
+        for (c, s) in [("30s", "20s"), ("20s", "20s")] {
+            let e = crash_then_start(c, s).unwrap_err();
+            assert!(
+                e.contains("`@gone` is not defined by an action that fires earlier"),
+                "{e}"
+            );
+        }
+        let e = parse("[[actions]]\nat = '10s'\nkind = 'crash'\nnodes = '@typo'\n").unwrap_err();
+        assert!(e.contains("no label is defined before it"), "{e}");
+        // Labels name chosen nodes: a partition chooses none; a link rule is resolved
+        // before any action; a group cannot name a label.
+        let e =
+            parse("[[actions]]\nat = '10s'\nkind = 'partition'\ngroups = ['0..5']\nlabel = 'x'\n")
+                .unwrap_err();
+        assert!(e.contains("this kind chooses none"), "{e}");
+        let e = parse("[[network.links]]\nfrom = '@x'\nto = 'all'\n").unwrap_err();
+        assert!(e.contains("before any action"), "{e}");
+        let e = parse("[groups]\na = '@x'\n").unwrap_err();
+        assert!(e.contains("group `a` must not refer"), "{e}");
+    }
+
+    #[test]
+    fn nothing_may_be_scheduled_past_the_end() {
+        let e = parse("[[actions]]\nat = '90s'\nkind = 'heal'\n").unwrap_err();
+        assert!(
+            e.contains("action 0 (Heal) is at 90s, after the end of the run (60s)"),
+            "{e}"
+        );
+        // The last of 10 events, 10 s apart from 20 s, would be at 110 s.
+        let e = parse(
+            "[[actions]]\nat = '20s'\nkind = 'user_events'\nnodes = 'all'\ncount = 10\nevery = '10s'\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("ends at 110s"), "{e}");
+        let e = parse("[[expect]]\nkind = 'converged'\nafter = '2m'\n").unwrap_err();
+        assert!(
+            e.contains("expectation 0 (converged) starts at 120s"),
+            "{e}"
+        );
+        assert!(parse("[[expect]]\nkind = 'converged'\nafter = '60s'\n").is_ok());
+    }
+
+    #[test]
+    fn truncating_drops_what_falls_after_the_new_end_and_says_so() {
+        let mut s = parse(
+            r#"
+            [[actions]]
+            at = "10s"
+            kind = "crash"
+            nodes = [4]
+            [[actions]]
+            at = "20s"
+            kind = "user_events"
+            nodes = "all"
+            count = 5
+            every = "5s"
+            [[actions]]
+            at = "40s"
+            kind = "heal"
+            [[expect]]
+            kind = "converged"
+            after = "35s"
+            [[expect]]
+            kind = "detection"
+        "#,
+        )
+        .unwrap();
+        let w = s.truncate(Duration::from_secs(30));
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].contains("2 of its 5 fall after the end"), "{w:?}");
+        assert!(w[1].contains("action 2 (Heal at 40s)"), "{w:?}");
+        assert!(
+            w[2].contains("expectation 0 (converged after 35s)"),
+            "{w:?}"
+        );
+        assert_eq!(s.actions.len(), 2);
+        assert_eq!(s.actions[1].count, Some(3));
+        assert_eq!(s.expect.len(), 1);
+        s.validate().unwrap();
     }
 }

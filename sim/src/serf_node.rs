@@ -16,7 +16,7 @@ use serf_proto::serf::{
     self, Event, MemberEventKind, MemberStatus, QueryId, QueryParams, SnapshotState,
 };
 use serf_proto::{Instant, Name, Serf, StreamEvent, StreamId};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A Serf node in the simulator.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub struct SerfNode {
     /// Our queries: Serf's id to the simulator's.
     asked: BTreeMap<QueryId, u64>,
     /// Events reported by `poll`, waiting to be returned one at a time.
-    pending: Vec<SimEvent>,
+    pending: VecDeque<SimEvent>,
     /// What a snapshot file would hold.
     snapshot: SnapshotState,
     rejoin_after_leave: bool,
@@ -82,7 +82,7 @@ impl SerfNode {
                 }
                 Change::Updated => {}
             }
-            self.pending.push(SimEvent::Member {
+            self.pending.push_back(SimEvent::Member {
                 name: m.name.clone(),
                 incarnation: self.incarnation_of(&m.name),
                 change,
@@ -97,29 +97,29 @@ impl SerfNode {
                 if let Some(id) = Self::id_of(&u.payload)
                     && self.seen.insert(id)
                 {
-                    self.pending.push(SimEvent::UserEvent { id });
+                    self.pending.push_back(SimEvent::UserEvent { id });
                 }
             }
             Event::Query(q) => {
                 let name = self.serf.local_name().to_string();
                 let _ = self.serf.respond(now, q.handle, name.as_bytes());
                 if let Some(id) = Self::id_of(&q.payload) {
-                    self.pending.push(SimEvent::QueryReceived { id });
+                    self.pending.push_back(SimEvent::QueryReceived { id });
                 }
             }
             Event::QueryResponse { id, from, .. } => {
                 if let Some(&sim_id) = self.asked.get(&id) {
                     self.pending
-                        .push(SimEvent::QueryResponse { id: sim_id, from });
+                        .push_back(SimEvent::QueryResponse { id: sim_id, from });
                 }
             }
             Event::QueryDone { id, .. } => {
                 self.asked.remove(&id);
             }
-            Event::JoinCompleted { joined, .. } => {
-                self.pending.push(SimEvent::JoinDone { ok: joined > 0 })
-            }
-            Event::LeaveCompleted => self.pending.push(SimEvent::LeaveDone),
+            Event::JoinCompleted { joined, .. } => self
+                .pending
+                .push_back(SimEvent::JoinDone { ok: joined > 0 }),
+            Event::LeaveCompleted => self.pending.push_back(SimEvent::LeaveDone),
             Event::Persist(r) => self.snapshot.apply(&r, self.rejoin_after_leave),
             Event::QueryAck { .. }
             | Event::KeyResponse { .. }
@@ -176,7 +176,7 @@ impl SimNode for SerfNode {
             in_view: BTreeSet::new(),
             seen: BTreeSet::new(),
             asked: BTreeMap::new(),
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             snapshot: snapshot.unwrap_or_default(),
             rejoin_after_leave: spec.config.rejoin_after_leave,
         })
@@ -200,8 +200,8 @@ impl SimNode for SerfNode {
 
     fn poll(&mut self, now: Instant, buf: &mut Vec<u8>) -> SimOutput {
         loop {
-            if !self.pending.is_empty() {
-                return SimOutput::Event(self.pending.remove(0));
+            if let Some(e) = self.pending.pop_front() {
+                return SimOutput::Event(e);
             }
             match SimOutput::from_core(self.serf.poll_output(buf)) {
                 Ok(out) => return out,

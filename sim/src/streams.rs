@@ -1,14 +1,23 @@
 //! Streams (TCP) in virtual time.
 //!
-//! - **Open**: the peer's `accept_stream` runs one round trip after `OpenStream`. Frames
-//!   the opener sends before that are queued and delivered after the accept, in order.
+//! - **Open**: the peer's `accept_stream` runs one round trip after `OpenStream` (the
+//!   handshake). Frames the opener sends before that are queued and delivered after the
+//!   accept, in order.
 //! - **Frames** arrive in order, each after the link delay plus one retransmission timeout
 //!   per loss the link inflicts (TCP is late, never lossy).
 //! - **Close**: the peer gets `Closed` after the frames sent before it.
-//! - **Failure**: connecting across a partition or to a stopped host fails after the
-//!   connect timeout; a refused accept fails after the reset's one-way delay; an
-//!   established stream whose frame meets a partition or a stopped peer, or whose peer
-//!   crashes, fails on both ends after the break timeout.
+//! - **Partitions**: a connect across a partition or cut fails after the connect timeout.
+//!   When a partition or one-way cut starts, every stream it crosses (either way: TCP
+//!   needs both) is cut, idle or not: frames and closes in flight are lost, and each end
+//!   still open fails after the break timeout (the connect timeout for a stream still in
+//!   its handshake). A heal before then does not save it.
+//! - **Stops** (crash, or the end of a leave): the stopped node's ends are gone. Frames
+//!   (and a close) it sent before stopping were on the wire and still arrive; then the
+//!   other end fails after the break timeout. An open whose handshake has not completed
+//!   when the opener stops never reaches the peer; a connect to a stopped host fails
+//!   after the connect timeout; a refused accept fails after the reset's one-way delay.
+//!
+//! Every failed stream counts once in `streams_failed`.
 
 use crate::engine::{Ev, Simulation, addr_of, index_of};
 use crate::node::SimNode;
@@ -31,9 +40,15 @@ struct Conn {
     peer: u32,
     /// Earliest delivery time per receiving side (keeps frames in order).
     next_delivery: [Instant; 2],
-    /// A side that closed or failed.
+    /// A side that is finished: it closed, was told the stream failed, its node stopped,
+    /// or (side 1) the accept will never happen.
     done: [bool; 2],
-    broken: bool,
+    /// A side whose failure is scheduled.
+    failing: [bool; 2],
+    /// Cut by a partition or an unreachable peer: what is in flight is lost.
+    cut: bool,
+    /// Counted in `streams_failed`.
+    counted: bool,
 }
 
 /// Every open stream.
@@ -66,7 +81,9 @@ impl<N: SimNode> Simulation<N> {
             peer,
             next_delivery: [now, now],
             done: [false, false],
-            broken: false,
+            failing: [false, false],
+            cut: false,
+            counted: false,
         };
         self.streams.by_end.insert((i, life, id.0), (conn_id, 0));
         let reachable = j.is_some_and(|j| {
@@ -79,16 +96,21 @@ impl<N: SimNode> Simulation<N> {
             self.streams.conns.insert(conn_id, conn);
             self.push(arrive, Ev::ConnArrive { conn: conn_id });
         } else {
-            conn.broken = true;
+            // Nobody will accept it.
+            conn.cut = true;
+            conn.done[1] = true;
             self.streams.conns.insert(conn_id, conn);
             let at = now + self.net.stream.connect_timeout;
-            self.push(
-                at,
-                Ev::StreamFailed {
-                    conn: conn_id,
-                    side: 0,
-                },
-            );
+            self.fail_sides(conn_id, &[0], at);
+        }
+    }
+
+    /// The node on the other side of `side`.
+    fn other_node(conn: &Conn, side: u8) -> u32 {
+        if side == 0 {
+            conn.peer
+        } else {
+            conn.ends[0].map_or(u32::MAX, |e| e.node)
         }
     }
 
@@ -103,20 +125,24 @@ impl<N: SimNode> Simulation<N> {
         let Some(conn) = self.streams.conns.get(&conn_id) else {
             return;
         };
-        if conn.broken {
+        if conn.cut {
             return;
         }
         let other = 1 - side;
-        let peer = if side == 0 {
-            conn.peer
-        } else {
-            conn.ends[0].map_or(u32::MAX, |e| e.node)
-        };
-        let peer_ok = self.hosts[peer as usize].running()
+        let peer = Self::other_node(conn, side);
+        let peer_ok = (peer as usize) < self.hosts.len()
+            && self.hosts[peer as usize].running()
             && conn.ends[usize::from(other)]
                 .is_none_or(|e| e.life == self.hosts[peer as usize].life);
-        if !peer_ok || !self.net.reachable(i, peer) {
-            self.break_conn(conn_id);
+        if !peer_ok {
+            // The peer process is gone: nothing acknowledges this frame. What the peer
+            // sent before it stopped still arrives.
+            let at = self.now + self.net.stream.break_timeout;
+            self.fail_sides(conn_id, &[side], at);
+            return;
+        }
+        if !self.net.reachable(i, peer) || !self.net.reachable(peer, i) {
+            self.cut_conn(conn_id);
             return;
         }
         let d = self.net.frame_delay(self.now, i, peer, data.len());
@@ -147,15 +173,11 @@ impl<N: SimNode> Simulation<N> {
         };
         conn.done[usize::from(side)] = true;
         let other = 1 - side;
-        if conn.broken || conn.done[usize::from(other)] {
+        if conn.cut || conn.done[usize::from(other)] {
             self.maybe_forget(conn_id);
             return;
         }
-        let peer = if side == 0 {
-            conn.peer
-        } else {
-            conn.ends[0].map_or(u32::MAX, |e| e.node)
-        };
+        let peer = Self::other_node(conn, side);
         let d = self.net.delay(i, peer);
         let conn = self
             .streams
@@ -173,37 +195,89 @@ impl<N: SimNode> Simulation<N> {
         );
     }
 
-    /// The stream's live ends learn it broke, after the break timeout.
-    fn break_conn(&mut self, conn_id: u64) {
-        let at = self.now + self.net.stream.break_timeout;
+    /// Schedules a failure at `at` for each of `sides` that is still open (established,
+    /// or side 0 connecting), and counts the stream as failed once.
+    fn fail_sides(&mut self, conn_id: u64, sides: &[u8], at: Instant) {
         let Some(conn) = self.streams.conns.get_mut(&conn_id) else {
             return;
         };
-        if conn.broken {
+        let mut fail = [false; 2];
+        for &side in sides {
+            let s = usize::from(side);
+            if !conn.done[s] && !conn.failing[s] && (s == 0 || conn.ends[1].is_some()) {
+                conn.failing[s] = true;
+                fail[s] = true;
+            }
+        }
+        if (fail[0] || fail[1]) && !conn.counted {
+            conn.counted = true;
+            self.net_counters.streams_failed += 1;
+        }
+        for side in 0..2u8 {
+            if fail[usize::from(side)] {
+                self.push(
+                    at,
+                    Ev::StreamFailed {
+                        conn: conn_id,
+                        side,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A partition or cut separates the stream's nodes: what is in flight is lost and
+    /// the open ends fail after the break timeout (the connect timeout while the
+    /// handshake is under way).
+    fn cut_conn(&mut self, conn_id: u64) {
+        let Some(conn) = self.streams.conns.get_mut(&conn_id) else {
+            return;
+        };
+        if conn.cut {
             return;
         }
-        conn.broken = true;
-        self.net_counters.streams_failed += 1;
-        let sides: Vec<u8> = (0..2u8)
-            .filter(|&s| !conn.done[usize::from(s)] && conn.ends[usize::from(s)].is_some())
+        conn.cut = true;
+        if !conn.counted {
+            // Failed even if no end is left to tell (both closed, or never accepted).
+            conn.counted = true;
+            self.net_counters.streams_failed += 1;
+        }
+        let timeout = if conn.ends[1].is_some() {
+            self.net.stream.break_timeout
+        } else {
+            self.net.stream.connect_timeout
+        };
+        self.fail_sides(conn_id, &[0, 1], self.now + timeout);
+    }
+
+    /// A partition or cut just started: every stream it crosses is cut, idle or not.
+    /// O(streams).
+    pub(crate) fn cut_crossing_streams(&mut self) {
+        let n = self.hosts.len() as u32;
+        let crossing: Vec<u64> = self
+            .streams
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.cut)
+            .filter(|(_, c)| {
+                let (a, b) = (c.ends[0].map_or(u32::MAX, |e| e.node), c.peer);
+                a < n && b < n && !(self.net.reachable(a, b) && self.net.reachable(b, a))
+            })
+            .map(|(&id, _)| id)
             .collect();
-        for side in sides {
-            self.push(
-                at,
-                Ev::StreamFailed {
-                    conn: conn_id,
-                    side,
-                },
-            );
+        for conn_id in crossing {
+            self.cut_conn(conn_id);
         }
     }
 
     fn maybe_forget(&mut self, conn_id: u64) {
-        if let Some(conn) = self.streams.conns.get(&conn_id) {
-            let gone = |s: usize| conn.done[s] || conn.ends[s].is_none() && conn.broken;
-            if gone(0) && gone(1) {
-                self.streams.conns.remove(&conn_id);
-            }
+        if self
+            .streams
+            .conns
+            .get(&conn_id)
+            .is_some_and(|c| c.done[0] && c.done[1])
+        {
+            self.streams.conns.remove(&conn_id);
         }
     }
 
@@ -231,65 +305,65 @@ impl<N: SimNode> Simulation<N> {
         (h.running() && h.life == end.life && !conn.done[usize::from(side)]).then_some(end)
     }
 
+    /// The handshake completes at the peer: it accepts, refuses, or the open is lost.
+    fn on_conn_arrive(&mut self, conn_id: u64) {
+        let now = self.now;
+        let Some(conn) = self.streams.conns.get(&conn_id) else {
+            return;
+        };
+        let (opener, j, cut) = (conn.ends[0], conn.peer, conn.cut);
+        let opener = opener.filter(|o| {
+            let h = &self.hosts[o.node as usize];
+            h.running() && h.life == o.life
+        });
+        let lost = |sim: &mut Self| {
+            if let Some(c) = sim.streams.conns.get_mut(&conn_id) {
+                c.done[1] = true;
+            }
+        };
+        let Some(opener) = opener.filter(|_| !cut) else {
+            // Cut meanwhile (the opener's failure is scheduled), or the opener stopped
+            // before the handshake completed: the peer never sees it.
+            lost(self);
+            self.maybe_forget(conn_id);
+            return;
+        };
+        let up = self.hosts[j as usize].running();
+        if !up {
+            // Nobody listens: the opener's connect times out.
+            lost(self);
+            let at = now + self.net.stream.connect_timeout;
+            self.fail_sides(conn_id, &[0], at);
+            return;
+        }
+        let accepted = self.nodes[j as usize]
+            .as_mut()
+            .and_then(|n| n.accept_stream(now, addr_of(opener.node)));
+        self.trace.word(now.as_nanos());
+        self.trace
+            .word(12 | u64::from(opener.node) << 8 | u64::from(j) << 36);
+        match accepted {
+            Some(id) => {
+                let life = self.hosts[j as usize].life;
+                if let Some(c) = self.streams.conns.get_mut(&conn_id) {
+                    c.ends[1] = Some(End { node: j, life, id });
+                }
+                self.streams.by_end.insert((j, life, id.0), (conn_id, 1));
+            }
+            None => {
+                // Refused: a reset reaches the opener after one way.
+                lost(self);
+                let at = now + self.net.delay(j, opener.node);
+                self.fail_sides(conn_id, &[0], at);
+            }
+        }
+        self.drain(j);
+    }
+
     pub(crate) fn on_stream_event(&mut self, ev: Ev) {
         let now = self.now;
         match ev {
-            Ev::ConnArrive { conn: conn_id } => {
-                let Some(conn) = self.streams.conns.get(&conn_id) else {
-                    return;
-                };
-                let (opener, j) = (conn.ends[0], conn.peer);
-                let Some(opener) = opener else { return };
-                let up = self.hosts[j as usize].running();
-                if !up || !self.net.reachable(opener.node, j) {
-                    // Lost on the way: the opener's connect times out.
-                    let at = now + self.net.stream.connect_timeout;
-                    if let Some(c) = self.streams.conns.get_mut(&conn_id) {
-                        c.broken = true;
-                    }
-                    self.net_counters.streams_failed += 1;
-                    self.push(
-                        at,
-                        Ev::StreamFailed {
-                            conn: conn_id,
-                            side: 0,
-                        },
-                    );
-                    return;
-                }
-                let accepted = self.nodes[j as usize]
-                    .as_mut()
-                    .and_then(|n| n.accept_stream(now, addr_of(opener.node)));
-                self.trace.word(now.as_nanos());
-                self.trace
-                    .word(12 | u64::from(opener.node) << 8 | u64::from(j) << 36);
-                match accepted {
-                    Some(id) => {
-                        let life = self.hosts[j as usize].life;
-                        if let Some(c) = self.streams.conns.get_mut(&conn_id) {
-                            c.ends[1] = Some(End { node: j, life, id });
-                        }
-                        self.streams.by_end.insert((j, life, id.0), (conn_id, 1));
-                    }
-                    None => {
-                        // Refused: a reset reaches the opener after one way.
-                        let at = now + self.net.delay(j, opener.node);
-                        if let Some(c) = self.streams.conns.get_mut(&conn_id) {
-                            c.broken = true;
-                            c.done[1] = true;
-                        }
-                        self.net_counters.streams_failed += 1;
-                        self.push(
-                            at,
-                            Ev::StreamFailed {
-                                conn: conn_id,
-                                side: 0,
-                            },
-                        );
-                    }
-                }
-                self.drain(j);
-            }
+            Ev::ConnArrive { conn } => self.on_conn_arrive(conn),
             Ev::Frame {
                 conn: conn_id,
                 side,
@@ -298,7 +372,7 @@ impl<N: SimNode> Simulation<N> {
                 let Some(end) = self.live_end(conn_id, side) else {
                     return;
                 };
-                if self.streams.conns.get(&conn_id).is_some_and(|c| c.broken) {
+                if self.streams.conns.get(&conn_id).is_some_and(|c| c.cut) {
                     return;
                 }
                 self.trace.word(now.as_nanos());
@@ -320,9 +394,16 @@ impl<N: SimNode> Simulation<N> {
             } => {
                 let failed = matches!(ev, Ev::StreamFailed { .. });
                 let Some(end) = self.live_end(conn_id, side) else {
+                    if failed && let Some(c) = self.streams.conns.get_mut(&conn_id) {
+                        c.done[usize::from(side)] = true;
+                    }
                     self.maybe_forget(conn_id);
                     return;
                 };
+                if !failed && self.streams.conns.get(&conn_id).is_some_and(|c| c.cut) {
+                    // The close was lost with the cut; this end's failure is scheduled.
+                    return;
+                }
                 if failed {
                     // A failed end is finished; the core forgets it.
                     if let Some(c) = self.streams.conns.get_mut(&conn_id) {
@@ -348,7 +429,8 @@ impl<N: SimNode> Simulation<N> {
         }
     }
 
-    /// Node `i` stopped: its streams break; the other ends fail after the break timeout.
+    /// Node `i` stopped: its ends are gone. What it sent before still arrives; then each
+    /// other end still open fails after the break timeout.
     pub(crate) fn break_streams_of(&mut self, i: u32) {
         let keys: Vec<(u32, u32, u64)> = self
             .streams
@@ -356,14 +438,19 @@ impl<N: SimNode> Simulation<N> {
             .range((i, 0, 0)..(i + 1, 0, 0))
             .map(|(k, _)| *k)
             .collect();
+        let break_at = self.now + self.net.stream.break_timeout;
         for k in keys {
-            if let Some((conn_id, side)) = self.streams.by_end.remove(&k) {
-                if let Some(c) = self.streams.conns.get_mut(&conn_id) {
-                    c.done[usize::from(side)] = true;
-                }
-                self.break_conn(conn_id);
-                self.maybe_forget(conn_id);
-            }
+            let Some((conn_id, side)) = self.streams.by_end.remove(&k) else {
+                continue;
+            };
+            let other = 1 - side;
+            let Some(c) = self.streams.conns.get_mut(&conn_id) else {
+                continue;
+            };
+            c.done[usize::from(side)] = true;
+            let at = break_at.max(c.next_delivery[usize::from(other)]);
+            self.fail_sides(conn_id, &[other], at);
+            self.maybe_forget(conn_id);
         }
     }
 }

@@ -12,12 +12,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Logs its inputs. `user_event` opens a stream to node 1, sends three frames and
-/// closes it; `query` opens one and sends one frame without closing.
+/// closes it; `query` opens one and sends one frame without closing; a `user_event`
+/// while that one is open sends one more frame (`late`) on it.
 #[derive(Debug, Default)]
 struct LogNode {
     out: VecDeque<(SimOutput, Vec<u8>)>,
     log: Vec<(Instant, String)>,
     next_inbound: u64,
+    open: Option<StreamId>,
 }
 
 impl LogNode {
@@ -82,11 +84,17 @@ impl SimNode for LogNode {
         None
     }
     fn user_event(&mut self, _: Instant, id: u64) -> bool {
-        self.open(id, 3, true);
+        match self.open {
+            Some(id) => self
+                .out
+                .push_back((SimOutput::SendFrame { id }, b"late".to_vec())),
+            None => self.open(id, 3, true),
+        }
         true
     }
     fn query(&mut self, _: Instant, id: u64) -> bool {
         self.open(id, 1, false);
+        self.open = Some(StreamId(id));
         true
     }
     fn incarnation(&self) -> u32 {
@@ -197,4 +205,89 @@ fn a_paused_node_runs_its_queued_inputs_when_it_resumes() {
             "1001 closed"
         ]
     );
+}
+
+#[test]
+fn an_idle_stream_cut_by_a_partition_fails_after_the_break_timeout() {
+    let mut cut = Action::new(ms(2000), ActionKind::Partition, None);
+    cut.groups = Some(vec![NodeSet::List(vec![0]), NodeSet::List(vec![1])]);
+    // Established at 1.020 s with one frame, never closed, idle; partition at 2 s.
+    let sim = run(vec![at(ms(1000), ActionKind::Queries, &[0]), cut]);
+    assert_eq!(log(&sim, 0), vec![(7000, "1 failed".to_string())]);
+    assert_eq!(
+        log(&sim, 1).last().unwrap(),
+        &(7000, "1001 failed".to_string())
+    );
+    assert_eq!(sim.open_streams(), 0);
+    assert_eq!(sim.finish().network.streams_failed, 1);
+}
+
+#[test]
+fn a_one_way_cut_fails_an_idle_stream_both_ways() {
+    let mut cut = Action::new(ms(2000), ActionKind::OneWay, None);
+    cut.from = Some(NodeSet::List(vec![1]));
+    cut.to = Some(NodeSet::List(vec![0]));
+    let sim = run(vec![at(ms(1000), ActionKind::Queries, &[0]), cut]);
+    assert_eq!(log(&sim, 0), vec![(7000, "1 failed".to_string())]);
+    assert_eq!(
+        log(&sim, 1).last().unwrap(),
+        &(7000, "1001 failed".to_string())
+    );
+}
+
+#[test]
+fn a_partition_loses_what_is_in_flight() {
+    // Opened at 1 s: frames and close land at 1.020 s; the partition at 1.015 s cuts
+    // the handshake, so the peer never sees the stream and the opener's connect fails.
+    let mut cut = Action::new(ms(1015), ActionKind::Partition, None);
+    cut.groups = Some(vec![NodeSet::List(vec![0]), NodeSet::List(vec![1])]);
+    let sim = run(vec![at(ms(1000), ActionKind::UserEvents, &[0]), cut]);
+    assert!(log(&sim, 1).is_empty(), "{:?}", log(&sim, 1));
+    assert!(log(&sim, 0).is_empty(), "the opener closed its end already");
+    assert_eq!(sim.open_streams(), 0);
+    assert_eq!(sim.finish().network.streams_failed, 1);
+}
+
+#[test]
+fn a_connect_to_an_unreachable_peer_counts_as_a_failed_stream() {
+    let mut cut = Action::new(ms(500), ActionKind::Partition, None);
+    cut.groups = Some(vec![NodeSet::List(vec![0]), NodeSet::List(vec![1])]);
+    let sim = run(vec![cut, at(ms(1000), ActionKind::Queries, &[0])]);
+    assert_eq!(sim.open_streams(), 0);
+    let net = sim.finish().network;
+    assert_eq!((net.streams_opened, net.streams_failed), (1, 1));
+}
+
+#[test]
+fn frames_a_node_sent_before_it_crashed_still_arrive() {
+    // Established at 1.020 s; at 1.100 s the opener sends one more frame (landing at
+    // 1.110 s) and crashes at 1.105 s: the frame was on the wire. The peer's end then
+    // fails after the break timeout.
+    let sim = run(vec![
+        at(ms(1000), ActionKind::Queries, &[0]),
+        at(ms(1100), ActionKind::UserEvents, &[0]),
+        at(ms(1105), ActionKind::Crash, &[0]),
+    ]);
+    assert_eq!(
+        log(&sim, 1),
+        vec![
+            (1020, "accept from 10.0.0.1:7946".to_string()),
+            (1020, "1001 f0".into()),
+            (1110, "1001 late".into()),
+            (6105, "1001 failed".into()),
+        ]
+    );
+    assert_eq!(sim.open_streams(), 0);
+}
+
+#[test]
+fn an_open_still_in_its_handshake_when_the_opener_crashes_never_reaches_the_peer() {
+    // The accept would run at 1.020 s (one round trip); the opener crashes at 1.005 s,
+    // before the handshake completes, so its frames never leave either.
+    let sim = run(vec![
+        at(ms(1000), ActionKind::Queries, &[0]),
+        at(ms(1005), ActionKind::Crash, &[0]),
+    ]);
+    assert!(log(&sim, 1).is_empty(), "{:?}", log(&sim, 1));
+    assert_eq!(sim.open_streams(), 0);
 }

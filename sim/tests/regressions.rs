@@ -1,0 +1,172 @@
+//! Regression tests for defects an independent review found (each failed before its
+//! fix). Tests that need the engine's insides are in `src/tests.rs`.
+
+use serf_proto::Instant;
+use sim::invariants::{Change, Views};
+use sim::scenario::{Action, ActionKind, ExpectKind, Expectation, NodeSet};
+use sim::{MemberlistNode, Report, Scenario, SerfNode, Simulation};
+use std::time::Duration;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn run_ml(s: &Scenario, seed: u64) -> Report {
+    Simulation::<MemberlistNode>::new(s, seed)
+        .unwrap()
+        .run(&mut |_| {})
+}
+
+fn run_serf(s: &Scenario, seed: u64) -> Report {
+    Simulation::<SerfNode>::new(s, seed)
+        .unwrap()
+        .run(&mut |_| {})
+}
+
+fn list(v: &[u32]) -> Option<NodeSet> {
+    Some(NodeSet::List(v.to_vec()))
+}
+
+/// The incarnation invariant's exemption (a member held dead longer than the forget
+/// time may come back lower) must not cover members last seen alive.
+#[test]
+fn a_backwards_incarnation_of_a_quiet_alive_member_is_caught() {
+    let mut v = Views::new(2, true, secs(30));
+    v.node_up(0);
+    v.node_up(1);
+    assert!(
+        v.member_event(0, 1, Change::Joined, 5, Instant::from_secs(1))
+            .is_none()
+    );
+    // 39 s later (a healthy member produces no events for minutes), node 0 reports it
+    // at a lower incarnation without ever having held it dead.
+    let e = v.member_event(0, 1, Change::Updated, 3, Instant::from_secs(40));
+    assert!(e.is_some_and(|m| m.contains("backwards")));
+}
+
+/// A disturbance that changes no view at once (here a network change) must not count
+/// as converged because the views agreed at its own instant.
+#[test]
+fn a_network_change_that_breaks_agreement_for_good_fails_convergence() {
+    let mut s = Scenario::new("vacuous", 20, secs(200));
+    s.invariants.convergence_deadline = Some(secs(60));
+    let mut a = Action::new(secs(40), ActionKind::Network, None);
+    a.loss = Some(1.0); // nothing gets through any more
+    s.actions.push(a);
+    s.expect.push(Expectation::new(ExpectKind::Converged)); // after the last fault
+    let r = run_ml(&s, 1);
+    assert!(!r.convergence.agreed_at_end, "the views really do disagree");
+    assert!(!r.passed, "{}", r.table());
+    assert_eq!(r.violations[0].kind, "convergence");
+    // The report gives no convergence time either.
+    assert_eq!(r.convergence.converged_after, None);
+    assert_eq!(r.convergence.epochs.last().unwrap().1, None);
+}
+
+/// README, `detection`: crashes restarted before every view failed them are not
+/// counted.
+#[test]
+fn a_crash_restarted_before_detection_is_not_counted() {
+    let mut s = Scenario::new("restart-early", 20, secs(120));
+    let mut c = Action::new(secs(40), ActionKind::Crash, list(&[7]));
+    c.label = Some("c".into());
+    s.actions.push(c);
+    s.actions.push(Action::new(
+        secs(41),
+        ActionKind::Start,
+        Some(NodeSet::Label("c".into())),
+    ));
+    s.expect.push(Expectation::new(ExpectKind::Detection));
+    let r = run_ml(&s, 1);
+    assert!(r.detection.records[0].restarted_first);
+    assert!(r.passed, "{}", r.table());
+}
+
+/// A seed restarted with the defaults joins the seeds again (the bootstrap rule "seed
+/// k joins seeds 0..k" is for its first start only).
+#[test]
+fn a_restarted_seed_rejoins_the_cluster() {
+    let mut s = Scenario::new("seed0", 20, secs(200));
+    let mut r = Action::new(secs(30), ActionKind::Restart, list(&[0]));
+    // Longer than detection plus gossip_to_the_dead_time: nobody remembers it.
+    r.downtime = Some(secs(60));
+    s.actions.push(r);
+    let mut e = Expectation::new(ExpectKind::Converged);
+    e.after = Some(secs(90));
+    e.within = Some(secs(60));
+    s.expect.push(e);
+    let rep = run_ml(&s, 1);
+    assert!(rep.passed, "{}", rep.table());
+}
+
+/// `[config] max_queue_depth` reaches the memberlist under the Serf layer.
+#[test]
+fn max_queue_depth_reaches_the_serf_layer() {
+    let mut s = Scenario::new("qd", 3, secs(5));
+    s.config.max_queue_depth = Some(64);
+    let mut sim = Simulation::<SerfNode>::new(&s, 1).unwrap();
+    assert!(sim.run_until(Instant::from_secs(5), &mut |_| {}));
+    let got = sim
+        .node(0)
+        .unwrap()
+        .inner()
+        .memberlist()
+        .config()
+        .max_queue_depth;
+    assert_eq!(got, 64);
+}
+
+/// On the Serf layer, a crashed member is suspected before it is failed (Serf has no
+/// suspect status; the memberlist underneath does).
+#[test]
+fn the_serf_layer_measures_first_suspicion() {
+    let mut s = Scenario::new("serf-suspect", 30, secs(90));
+    s.actions
+        .push(Action::new(secs(40), ActionKind::Crash, list(&[17])));
+    let r = run_serf(&s, 1);
+    let c = &r.detection.records[0];
+    let (suspected, failed) = (c.first_suspect.unwrap(), c.first_failed.unwrap());
+    assert!(suspected + 1.0 < failed, "{suspected} vs {failed}");
+}
+
+/// A node restarted fresh just before the cluster finished failing its crashed life:
+/// the old suspicions expire at the old incarnation while it is up again. Those reports
+/// finish detecting the crash; they are no false positives at a healthy member.
+#[test]
+fn failing_a_crashed_life_after_its_restart_is_no_false_positive() {
+    let (mut healthy, mut previous) = (0, 0);
+    for down in [3, 7, 8, 9] {
+        for seed in 1..9 {
+            let mut s = Scenario::new("restart-fp", 30, secs(120));
+            let mut r = Action::new(secs(40), ActionKind::Restart, list(&[17]));
+            r.downtime = Some(secs(down));
+            s.actions.push(r);
+            let rep = run_ml(&s, seed);
+            healthy += rep.false_positives.healthy;
+            previous += rep.false_positives.previous_life;
+        }
+    }
+    assert_eq!(healthy, 0, "no live member was ever wrongly suspected");
+    assert!(
+        previous > 0,
+        "the scenario does fail crashed lives after restarts"
+    );
+}
+
+/// Suspicions a partition or cut started expire after it heals: they are the
+/// partition's, not false positives at healthy members.
+#[test]
+fn suspicions_a_cut_started_are_not_false_positives_after_it_heals() {
+    let mut s = Scenario::new("cut-fp", 40, secs(150));
+    let mut o = Action::new(secs(40), ActionKind::OneWay, None);
+    o.from = Some(NodeSet::parse("0%..25%").unwrap());
+    o.to = Some(NodeSet::parse("25%..100%").unwrap());
+    o.lasts = Some(secs(20));
+    s.actions.push(o);
+    let mut e = Expectation::new(ExpectKind::FalsePositives);
+    e.subjects = sim::scenario::Subjects::Healthy;
+    s.expect.push(e);
+    let r = run_ml(&s, 1);
+    assert!(r.false_positives.during_partition > 0);
+    assert!(r.passed, "{}", r.table());
+}
