@@ -4,31 +4,46 @@
 use core::time::Duration;
 use serde::{Deserialize, Deserializer, Serializer};
 
-/// Parses `"250ms"`, `"1.5s"`, `"10m"`, `"2h"`, `"30us"` or `"90"` (seconds).
+/// Parses `"250ms"`, `"1.5s"`, `"10m"`, `"2h"`, `"30us"`, `"90"` (seconds), or a sum of
+/// parts as Go writes them: `"5m30s"`, `"1h2m3.5s"`.
 pub fn parse(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 250ms, 1.5s, 10m)"))?;
-    let scale = match unit.trim() {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "ns" => 1e-9,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{s}` (ns, us, ms, s, m, h)"
-            ));
-        }
-    };
-    let secs = value * scale;
-    if !secs.is_finite() || secs < 0.0 {
+    if s.is_empty() {
+        return Err("an empty string is not a duration (e.g. 250ms, 1.5s, 10m, 5m30s)".into());
+    }
+    let mut rest = s;
+    let mut secs = 0.0f64;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(split);
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration (e.g. 250ms, 1.5s, 10m, 5m30s)"))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale = match unit.trim() {
+            // A bare number is seconds, but only on its own: "5m30" is a mistake.
+            "" if rest.len() == s.len() => 1.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{s}` (ns, us, ms, s, m, h; parts add up: 5m30s)"
+                ));
+            }
+        };
+        secs += value * scale;
+        rest = next;
+    }
+    if !(0.0..=1e12).contains(&secs) {
         return Err(format!("`{s}` is not a valid duration"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -173,6 +188,17 @@ mod tests {
         assert_eq!(parse("90").unwrap(), Duration::from_secs(90));
         assert!(parse("ten").is_err());
         assert!(parse("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn parts_add_up_as_in_go() {
+        assert_eq!(parse("5m30s").unwrap(), Duration::from_secs(330));
+        assert_eq!(parse("1h2m3.5s").unwrap(), Duration::from_millis(3_723_500));
+        assert_eq!(parse("1m 30s").unwrap(), Duration::from_secs(90));
+        assert!(parse("5m30").is_err(), "a bare number only stands alone");
+        assert!(parse("").is_err());
+        assert!(parse("s").is_err());
+        assert!(parse("99999999999999999999h").is_err(), "no overflow panic");
     }
 
     #[test]
