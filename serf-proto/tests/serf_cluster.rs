@@ -127,6 +127,21 @@ fn query_results(c: &SerfCluster, i: usize) -> (Vec<String>, Vec<String>, Option
 }
 
 #[test]
+fn default_query_timeout_follows_the_cluster_size() {
+    // gossip_interval 200 ms · query_timeout_mult 16 · ⌈log10(n + 1)⌉ (Go's formula).
+    let c = converged(5, 1, &Config::default());
+    assert_eq!(
+        c.hosts[0].node.default_query_timeout(),
+        Duration::from_millis(3_200)
+    );
+    let c = converged(10, 3, &Config::default());
+    assert_eq!(
+        c.hosts[0].node.default_query_timeout(),
+        Duration::from_millis(6_400)
+    );
+}
+
+#[test]
 fn query_filtered_to_three_named_nodes_gets_exactly_their_responses_and_finishes_early() {
     let mut c = converged(10, 3, &Config::default());
     answer_with_name(&mut c);

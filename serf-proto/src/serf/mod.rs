@@ -667,6 +667,16 @@ impl Serf {
         Ok(())
     }
 
+    /// The timeout a query gets when its [`QueryParams`] name none, for the current
+    /// cluster size: `gossip_interval · query_timeout_mult · ⌈log10(n + 1)⌉` (Go's
+    /// `DefaultQueryTimeout`). A query can still end earlier: as soon as every node it
+    /// expects an answer from has answered.
+    pub fn default_query_timeout(&self) -> Duration {
+        self.ml
+            .delegate()
+            .default_query_timeout(self.ml.num_alive())
+    }
+
     /// Sends a query; acks, responses and the end arrive as events carrying the returned
     /// id.
     pub fn query(
