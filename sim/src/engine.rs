@@ -281,7 +281,7 @@ impl<N: SimNode> Simulation<N> {
         scenario.validate()?;
         let n = scenario.nodes;
         let ml_config = scenario.config.build(scenario.profile);
-        let config = N::configure(ml_config.clone())?;
+        let config = N::configure(ml_config.clone(), &scenario.serf)?;
         let specs = (0..n as u32)
             .map(|i| NodeSpec {
                 name: name_of(i),

@@ -78,6 +78,9 @@ pub struct Broadcast {
     pub responses: Vec<(u32, Instant)>,
     /// The nodes in `responses`, to keep one answer per node in O(log n).
     pub responders: BTreeSet<u32>,
+    /// Queries on the Serf layer: when the asker's query ended, whether every expected
+    /// node had answered, and the timeout it had.
+    pub done: Option<(Instant, bool, core::time::Duration)>,
 }
 
 /// One sample of the membership views.
@@ -223,7 +226,25 @@ impl Recorder {
             received: Vec::new(),
             responses: Vec::new(),
             responders: BTreeSet::new(),
+            done: None,
         });
+    }
+
+    /// The asker's query `id` ended.
+    pub fn query_done(
+        &mut self,
+        id: u64,
+        now: Instant,
+        complete: bool,
+        timeout: core::time::Duration,
+    ) {
+        if let Some(&i) = self.by_id.get(&id)
+            && let Some(b) = self.queries.get_mut(i)
+            && b.id == id
+            && b.done.is_none()
+        {
+            b.done = Some((now, complete, timeout));
+        }
     }
 
     /// `node` received event or query `id`.

@@ -5,6 +5,7 @@
 //! memberlist layer implements it here ([`MemberlistNode`]); the Serf layer, which has the
 //! same input/output shape, will implement it next to it.
 
+use crate::scenario::SerfOverrides;
 use core::net::SocketAddr;
 use serf_proto::memberlist::{Config, Event, Memberlist, NodeState};
 use serf_proto::{Instant, Name, Output, StreamEvent, StreamId};
@@ -82,6 +83,16 @@ pub enum SimEvent {
         id: u64,
         /// Who answered.
         from: Name,
+    },
+    /// Query `id`, asked by this node, ended (Serf layer only): at its timeout, or
+    /// earlier once every node it expected an answer from had answered.
+    QueryDone {
+        /// The query's id.
+        id: u64,
+        /// Whether every expected node answered (the query could end early).
+        complete: bool,
+        /// The timeout the query had.
+        timeout: core::time::Duration,
     },
     /// A join finished; `ok` if at least one seed answered.
     JoinDone {
@@ -197,7 +208,7 @@ pub struct NodeSpec<C> {
 ///   coalescing); report [`SimEvent::UserEvent`] the first time a node delivers that id.
 ///   `query(now, id)` maps to `Serf::query`: report [`SimEvent::QueryReceived`] on each
 ///   node that gets it, answer it inside `poll`, and report [`SimEvent::QueryResponse`]
-///   at the asker for each answer.
+///   at the asker for each answer, then [`SimEvent::QueryDone`] when it ends.
 /// - `join` maps to `join(now, seeds, ignore_old = false)`; `shutdown` returns the
 ///   snapshot that `start` gets back when a scenario restarts a node with `keep_state`.
 pub trait SimNode: Sized {
@@ -210,7 +221,8 @@ pub trait SimNode: Sized {
     type Snapshot;
 
     /// Builds this layer's configuration from the memberlist settings the scenario made.
-    fn configure(memberlist: Config) -> Result<Self::Config, String>;
+    /// The Serf layer applies `serf`; the memberlist layer ignores it.
+    fn configure(memberlist: Config, serf: &SerfOverrides) -> Result<Self::Config, String>;
     /// Starts a node at `now`, from `snapshot` when restarting with its state.
     fn start(
         spec: &NodeSpec<Self::Config>,
@@ -266,6 +278,19 @@ pub struct MemberlistNode {
     seen: BTreeSet<u64>,
 }
 
+/// Pads a payload to `size` bytes with filler derived from `id` (SplitMix64), which
+/// compression cannot shrink the way it would zeros, so large payloads cost what they
+/// would in production.
+pub fn pad_payload(p: &mut Vec<u8>, id: u64, size: usize) {
+    let mut i = 0u64;
+    while p.len() < size {
+        let word = crate::engine::derive_seed(id, i).to_le_bytes();
+        let take = (size - p.len()).min(8);
+        p.extend_from_slice(&word[..take]);
+        i += 1;
+    }
+}
+
 const TAG_EVENT: u8 = b'E';
 const TAG_QUERY: u8 = b'Q';
 const TAG_RESPONSE: u8 = b'R';
@@ -283,9 +308,7 @@ impl MemberlistNode {
         let addr = self.ml.local_addr().to_string();
         p.push(addr.len() as u8);
         p.extend_from_slice(addr.as_bytes());
-        if p.len() < self.event_size {
-            p.resize(self.event_size, 0);
-        }
+        pad_payload(&mut p, id, self.event_size);
         p
     }
 
@@ -353,7 +376,7 @@ impl SimNode for MemberlistNode {
     type Config = Config;
     type Snapshot = ();
 
-    fn configure(memberlist: Config) -> Result<Config, String> {
+    fn configure(memberlist: Config, _serf: &SerfOverrides) -> Result<Config, String> {
         memberlist.validate().map_err(|e| e.to_string())?;
         Ok(memberlist)
     }

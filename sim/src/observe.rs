@@ -158,6 +158,16 @@ impl<N: SimNode> Simulation<N> {
                     self.rec.responded(id, f, now);
                 }
             }
+            SimEvent::QueryDone {
+                id,
+                complete,
+                timeout,
+            } => {
+                self.trace
+                    .word(9 | u64::from(i) << 8 | u64::from(complete) << 40);
+                self.trace.word(id);
+                self.rec.query_done(id, now, complete, timeout);
+            }
             SimEvent::JoinDone { ok } => {
                 self.trace.word(6 | u64::from(i) << 8 | u64::from(ok) << 40);
                 if ok {

@@ -121,6 +121,15 @@ pub struct Delivery {
     pub answered: u64,
     /// Queries only: seconds from the query to each answer.
     pub response_latency: Stats,
+    /// Queries on the Serf layer: how many ended at the asker before the run did.
+    pub finished: usize,
+    /// Of those, how many ended early, every expected node having answered.
+    pub finished_complete: usize,
+    /// Seconds from each query to its end at the asker.
+    pub finish_latency: Stats,
+    /// The end as a fraction of the query's timeout (1.0: it waited the whole timeout,
+    /// as Go's queries always do).
+    pub finish_fraction: Stats,
 }
 
 /// Traffic per node and second of uptime.
@@ -271,7 +280,18 @@ impl<N: SimNode> Simulation<N> {
         let mut lat = Vec::new();
         let mut resp = Vec::new();
         let mut curves = Vec::new();
+        let (mut finished, mut finished_complete) = (0, 0);
+        let (mut fin, mut frac) = (Vec::new(), Vec::new());
         for b in list {
+            if let Some((t, complete, timeout)) = b.done {
+                finished += 1;
+                finished_complete += usize::from(complete);
+                let l = (t - b.sent_at).as_secs_f64();
+                fin.push(l);
+                if !timeout.is_zero() {
+                    frac.push(l / timeout.as_secs_f64());
+                }
+            }
             let live = |n: u32| {
                 let h = &self.hosts[n as usize];
                 n != b.origin && h.status == Status::Up && h.up_since <= b.sent_at
@@ -308,6 +328,10 @@ impl<N: SimNode> Simulation<N> {
             latency: Stats::of(&lat),
             answered,
             response_latency: Stats::of(&resp),
+            finished,
+            finished_complete,
+            finish_latency: Stats::of(&fin),
+            finish_fraction: Stats::of(&frac),
         };
         (d, curves)
     }
@@ -580,10 +604,24 @@ impl<N: SimNode> Simulation<N> {
                 } else {
                     q.answered as f64 / q.expected as f64
                 };
+                let early = if q.sent == 0 {
+                    1.0
+                } else {
+                    q.finished_complete as f64 / q.sent as f64
+                };
+                let mut what = format!("queries answered by {:.1}% of live nodes", min * 100.0);
+                let mut detail = format!("{:.2}% answered", answered * 100.0);
+                if let Some(e) = e.ended_early {
+                    what += &format!(", {:.1}% ended early with every answer", e * 100.0);
+                    detail += &format!(
+                        ", {}/{} ended early (at {:.2} of the timeout on average)",
+                        q.finished_complete, q.sent, q.finish_fraction.mean
+                    );
+                }
                 ExpectResult {
-                    what: format!("queries answered by {:.1}% of live nodes", min * 100.0),
-                    ok: answered >= min,
-                    detail: format!("{:.2}% answered", answered * 100.0),
+                    what,
+                    ok: answered >= min && e.ended_early.is_none_or(|m| early >= m),
+                    detail,
                 }
             }
         }
@@ -680,6 +718,27 @@ impl Report {
                         "queries: answers, latency",
                         format!("{}, {}", e.answered, st(&e.response_latency)),
                     );
+                    if e.finished > 0 {
+                        row(
+                            &mut s,
+                            "queries: ended at the asker",
+                            format!(
+                                "{}/{} early with every answer; {}",
+                                e.finished_complete,
+                                e.finished,
+                                st(&e.finish_latency)
+                            ),
+                        );
+                        let f = &e.finish_fraction;
+                        row(
+                            &mut s,
+                            "queries: end / timeout",
+                            format!(
+                                "mean {:.2}  p50 {:.2}  max {:.2} (1.00 = the whole timeout, as in Go)",
+                                f.mean, f.p50, f.max
+                            ),
+                        );
+                    }
                 }
             }
         }

@@ -42,6 +42,9 @@ pub struct Scenario {
     /// Protocol settings.
     #[serde(default)]
     pub config: ConfigOverrides,
+    /// Serf-layer settings (ignored by the memberlist layer).
+    #[serde(default)]
+    pub serf: SerfOverrides,
     /// How the cluster forms.
     #[serde(default)]
     pub bootstrap: Bootstrap,
@@ -219,6 +222,64 @@ impl ConfigOverrides {
             c.lifeguard = on;
         }
         c
+    }
+}
+
+/// Overrides of Serf-layer settings (`serf_proto::serf::Config` fields of the same name).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // Each field is the Serf `Config` field of the same name.
+pub struct SerfOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_event_size_limit: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_size_limit: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_response_size_limit: Option<usize>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reconnect_interval: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reconnect_timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tombstone_timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reap_interval: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_timeout_mult: Option<u32>,
+}
+
+impl SerfOverrides {
+    /// Applies these overrides to `c`.
+    pub fn apply(&self, c: &mut serf_proto::serf::Config) {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+        }
+        set!(
+            user_event_size_limit,
+            query_size_limit,
+            query_response_size_limit,
+            reconnect_interval,
+            reconnect_timeout,
+            tombstone_timeout,
+            reap_interval,
+            query_timeout_mult
+        );
     }
 }
 
@@ -616,6 +677,10 @@ pub struct Expectation {
         skip_serializing_if = "Option::is_none"
     )]
     pub p99_max: Option<Duration>,
+    /// For `queries` on the Serf layer: the least fraction of queries that ended at the
+    /// asker before their timeout because every expected node had answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_early: Option<f64>,
 }
 
 impl Expectation {
@@ -631,6 +696,7 @@ impl Expectation {
             all_within: None,
             completeness: None,
             p99_max: None,
+            ended_early: None,
         }
     }
 }
@@ -703,6 +769,7 @@ impl Scenario {
             layer: Layer::Memberlist,
             profile: Profile::Lan,
             config: ConfigOverrides::default(),
+            serf: SerfOverrides::default(),
             bootstrap: Bootstrap::default(),
             network: NetworkSpec::default(),
             groups: BTreeMap::new(),
@@ -911,6 +978,14 @@ impl Scenario {
             }
         }
         for (i, e) in self.expect.iter().enumerate() {
+            if e.ended_early.is_some()
+                && (e.kind != ExpectKind::Queries || self.layer != Layer::Serf)
+            {
+                return Err(format!(
+                    "expectation {i}: `ended_early` applies to `queries` on the Serf layer \
+                     (`layer = \"serf\"`), where a query can end before its timeout"
+                ));
+            }
             if e.kind == ExpectKind::Converged
                 && let Some(after) = e.after
                 && after > end
@@ -1044,6 +1119,20 @@ mod tests {
 
     fn parse(body: &str) -> Result<Scenario, String> {
         Scenario::from_toml(&format!("name = 't'\nnodes = 10\nduration = '60s'\n{body}"))
+    }
+
+    #[test]
+    fn ended_early_applies_to_queries_on_the_serf_layer_only() {
+        let q = "[[expect]]\nkind = 'queries'\nended_early = 0.9\n";
+        assert!(parse(&format!("layer = 'serf'\n{q}")).is_ok());
+        let e = parse(q).unwrap_err();
+        assert!(
+            e.contains("`ended_early` applies to `queries` on the Serf layer"),
+            "{e}"
+        );
+        let e = parse("layer = 'serf'\n[[expect]]\nkind = 'delivery'\nended_early = 1.0\n")
+            .unwrap_err();
+        assert!(e.contains("expectation 0: `ended_early`"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use crate::node::{
     Change, MemberState, MemberView, NodeCounters, NodeSpec, SimEvent, SimNode, SimOutput,
 };
+use crate::scenario::SerfOverrides;
 use core::net::SocketAddr;
 use serf_proto::memberlist;
 use serf_proto::serf::{
@@ -28,8 +29,8 @@ pub struct SerfNode {
     in_view: BTreeSet<Name>,
     /// Events already reported (Serf deduplicates; this guards replays after a restart).
     seen: BTreeSet<u64>,
-    /// Our queries: Serf's id to the simulator's.
-    asked: BTreeMap<QueryId, u64>,
+    /// Our queries: Serf's id to the simulator's, and the timeout each was given.
+    asked: BTreeMap<QueryId, (u64, core::time::Duration)>,
     /// Events reported by `poll`, waiting to be returned one at a time.
     pending: VecDeque<SimEvent>,
     /// What a snapshot file would hold.
@@ -45,9 +46,7 @@ impl SerfNode {
 
     fn payload(&self, id: u64) -> Vec<u8> {
         let mut p = id.to_le_bytes().to_vec();
-        if p.len() < self.event_size {
-            p.resize(self.event_size, 0);
-        }
+        crate::node::pad_payload(&mut p, id, self.event_size);
         p
     }
 
@@ -108,13 +107,19 @@ impl SerfNode {
                 }
             }
             Event::QueryResponse { id, from, .. } => {
-                if let Some(&sim_id) = self.asked.get(&id) {
+                if let Some(&(sim_id, _)) = self.asked.get(&id) {
                     self.pending
                         .push_back(SimEvent::QueryResponse { id: sim_id, from });
                 }
             }
-            Event::QueryDone { id, .. } => {
-                self.asked.remove(&id);
+            Event::QueryDone { id, complete, .. } => {
+                if let Some((sim_id, timeout)) = self.asked.remove(&id) {
+                    self.pending.push_back(SimEvent::QueryDone {
+                        id: sim_id,
+                        complete,
+                        timeout,
+                    });
+                }
             }
             Event::JoinCompleted { joined, .. } => self
                 .pending
@@ -143,8 +148,11 @@ impl SimNode for SerfNode {
     type Config = serf::Config;
     type Snapshot = SnapshotState;
 
-    fn configure(memberlist: memberlist::Config) -> Result<serf::Config, String> {
-        let config = serf::Config {
+    fn configure(
+        memberlist: memberlist::Config,
+        overrides: &SerfOverrides,
+    ) -> Result<serf::Config, String> {
+        let mut config = serf::Config {
             // Serf sizes the memberlist's queues from its own setting.
             max_queue_depth: memberlist.max_queue_depth,
             memberlist,
@@ -152,6 +160,7 @@ impl SimNode for SerfNode {
             // Query answers are names; the default timeout follows the cluster size.
             ..serf::Config::default()
         };
+        overrides.apply(&mut config);
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
@@ -231,9 +240,10 @@ impl SimNode for SerfNode {
 
     fn query(&mut self, now: Instant, id: u64) -> bool {
         let p = self.payload(id);
+        let timeout = self.serf.default_query_timeout();
         match self.serf.query(now, "sim", &p, &QueryParams::default()) {
             Ok(qid) => {
-                self.asked.insert(qid, id);
+                self.asked.insert(qid, (id, timeout));
                 true
             }
             Err(_) => false,

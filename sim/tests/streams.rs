@@ -43,7 +43,10 @@ impl SimNode for LogNode {
     type Config = ();
     type Snapshot = ();
 
-    fn configure(_: serf_proto::memberlist::Config) -> Result<(), String> {
+    fn configure(
+        _: serf_proto::memberlist::Config,
+        _: &sim::scenario::SerfOverrides,
+    ) -> Result<(), String> {
         Ok(())
     }
     fn start(_: &NodeSpec<()>, _: Instant, _: Option<()>) -> Result<Self, String> {
