@@ -151,7 +151,31 @@ impl SnapshotState {
         }
     }
 
-    /// Replays a snapshot file's text.
+    /// Replays a snapshot file's text, skipping lines that cannot be parsed, as Go's
+    /// replay does: a torn last line (a crash in the middle of an append) or one bad
+    /// record must not cost the node every member it knew. Returns the state and each
+    /// skipped line's error, for the driver to log.
+    pub fn parse_lossy(
+        text: &str,
+        rejoin_after_leave: bool,
+    ) -> (SnapshotState, Vec<SnapshotError>) {
+        let mut s = SnapshotState::default();
+        let mut skipped = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            match Record::parse_line(line) {
+                Ok(Some(r)) => s.apply(&r, rejoin_after_leave),
+                Ok(None) => {}
+                Err(reason) => skipped.push(SnapshotError {
+                    line: i + 1,
+                    reason,
+                }),
+            }
+        }
+        (s, skipped)
+    }
+
+    /// Replays a snapshot file's text; the first line that cannot be parsed is an error.
+    /// See [`SnapshotState::parse_lossy`] to skip such lines instead.
     pub fn parse(text: &str, rejoin_after_leave: bool) -> Result<SnapshotState, SnapshotError> {
         let mut s = SnapshotState::default();
         for (i, line) in text.lines().enumerate() {
@@ -189,6 +213,65 @@ impl SnapshotState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text, however corrupt, gives an error or a state, never a panic; the lossy
+        /// replay keeps every record a strict replay would have applied before the error.
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,400}", bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let lossy = String::from_utf8_lossy(&bytes);
+            for t in [text.as_str(), &lossy] {
+                let (state, skipped) = SnapshotState::parse_lossy(t, false);
+                match SnapshotState::parse(t, false) {
+                    Ok(strict) => {
+                        prop_assert!(skipped.is_empty());
+                        prop_assert_eq!(strict, state);
+                    }
+                    Err(e) => prop_assert_eq!(Some(&e), skipped.first()),
+                }
+            }
+        }
+
+        /// Records written by `to_line` read back as themselves.
+        #[test]
+        fn records_round_trip(
+            name in "[a-zA-Z0-9 ._-]{1,40}",
+            ip in any::<[u8; 4]>(),
+            port in any::<u16>(),
+            clock in any::<u64>(),
+        ) {
+            let name = Name::new(name.trim()).unwrap_or_else(|_| Name::new("n").unwrap());
+            let name = if name.is_empty() { Name::new("n").unwrap() } else { name };
+            let records = [
+                Record::Alive { name: name.clone(), addr: SocketAddr::from((ip, port)) },
+                Record::NotAlive { name },
+                Record::Clock(clock),
+                Record::EventClock(clock),
+                Record::QueryClock(clock),
+                Record::Leave,
+            ];
+            for r in records {
+                prop_assert_eq!(Record::parse_line(&r.to_line()), Ok(Some(r)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_costs_only_itself_in_the_lossy_replay() {
+        let text = "alive: a 10.0.0.1:1\nalive: b 10.0.0.2:1\nclock: 9\nalive: c 10.0.";
+        assert_eq!(SnapshotState::parse(text, false).unwrap_err().line, 4);
+        let (s, skipped) = SnapshotState::parse_lossy(text, false);
+        assert_eq!(s.alive.len(), 2);
+        assert_eq!(s.clock, 9);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].line, 4);
+        assert!(
+            skipped[0].reason.contains("bad address"),
+            "{}",
+            skipped[0].reason
+        );
+    }
 
     #[test]
     fn reads_go_snapshot_lines_and_compacts() {
