@@ -36,6 +36,15 @@ pub enum NameError {
     /// The name is longer than [`MAX_NAME_LEN`] bytes.
     #[error("node name is {0} bytes long; the limit is {MAX_NAME_LEN}")]
     TooLong(usize),
+    /// The name contains a control character (a newline, a carriage return, NUL, ...),
+    /// which would let it forge lines in snapshot files and logs.
+    #[error("node name contains a control character; use printable characters only")]
+    Control,
+}
+
+/// Whether `s` has a control character (Unicode `Cc`: C0, DEL and C1).
+pub(crate) fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
 }
 
 impl Name {
@@ -46,6 +55,9 @@ impl Name {
         }
         if s.len() > MAX_NAME_LEN {
             return Err(NameError::TooLong(s.len()));
+        }
+        if has_control(s) {
+            return Err(NameError::Control);
         }
         Ok(Name::from_str_unchecked(s))
     }
@@ -175,6 +187,14 @@ impl TryFrom<String> for Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_refused() {
+        for bad in ["a\nleave", "x\r", "nul\0", "del\u{7f}", "c1\u{85}"] {
+            assert_eq!(Name::new(bad), Err(NameError::Control), "{bad:?}");
+        }
+        assert!(Name::new("ünïcode name.example").is_ok());
+    }
 
     #[test]
     fn inline_and_shared_compare_equal_to_their_strings() {

@@ -280,11 +280,15 @@ impl<'a> Value<'a> {
         core::str::from_utf8(self.as_bytes()?).map_err(|_| WireError::BadUtf8)
     }
 
-    /// The value as a node name: UTF-8 and at most [`crate::name::MAX_NAME_LEN`] bytes.
+    /// The value as a node name: UTF-8, at most [`crate::name::MAX_NAME_LEN`] bytes, and
+    /// no control characters.
     pub fn as_name(self) -> Result<&'a str, WireError> {
         let s = self.as_str()?;
         if s.len() > crate::name::MAX_NAME_LEN {
             return Err(WireError::NameTooLong);
+        }
+        if crate::name::has_control(s) {
+            return Err(WireError::NameControl);
         }
         Ok(s)
     }

@@ -760,6 +760,25 @@ mod tests {
     }
 
     #[test]
+    fn a_name_with_a_control_character_is_refused() {
+        let nodes = ["ok", "forged\nleave"].map(|name| PushNode {
+            name,
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            meta: &[],
+            incarnation: 1,
+            state: WireState::Alive,
+            versions: [1; 6],
+        });
+        let mut out = Vec::new();
+        PushPull::encode(&mut out, false, nodes, &[]);
+        let (ty, f) = BodyIter::new(&out).next().unwrap().unwrap();
+        assert_eq!(
+            Message::decode(ty, f, 10).unwrap_err(),
+            WireError::NameControl
+        );
+    }
+
+    #[test]
     fn push_pull_over_limit_is_refused() {
         let nodes: Vec<_> = (0..5)
             .map(|i| PushNode {

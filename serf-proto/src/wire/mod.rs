@@ -44,6 +44,9 @@ pub enum WireError {
     /// A node name is longer than the limit.
     #[error("node name too long")]
     NameTooLong,
+    /// A node name contains a control character.
+    #[error("node name contains a control character")]
+    NameControl,
     /// An address field is neither 6 (IPv4) nor 18 (IPv6) bytes.
     #[error("address field has {0} bytes; expected 6 or 18")]
     BadAddress(usize),
