@@ -26,11 +26,12 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
         let scale = match unit.trim() {
-            // A bare number is seconds, but only on its own: "5m30" is a mistake.
-            "" if rest.len() == s.len() => 1.0,
+            // A bare number is seconds, but only on its own: "5m30" and "5 30s" are
+            // mistakes.
+            "" if rest.len() == s.len() && next.is_empty() => 1.0,
             "s" => 1.0,
             "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
+            "us" | "µs" | "μs" => 1e-6,
             "ns" => 1e-9,
             "m" | "min" => 60.0,
             "h" => 3600.0,
@@ -43,8 +44,20 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         secs += value * scale;
         rest = next;
     }
-    if !(0.0..=1e12).contains(&secs) {
-        return Err(format!("`{s}` is not a valid duration"));
+    checked(secs, s)
+}
+
+/// The longest duration accepted: about 31 years (virtual time is counted in `u64`
+/// nanoseconds, which last 584 years).
+pub const MAX_SECS: f64 = 1e9;
+
+/// `secs` as a duration if it is a number in `[0, MAX_SECS]`; `shown` is what the user
+/// wrote, for the error.
+fn checked(secs: f64, shown: &str) -> Result<Duration, String> {
+    if !(0.0..=MAX_SECS).contains(&secs) {
+        return Err(format!(
+            "`{shown}` is not a valid duration (between 0 and {MAX_SECS:e} seconds)"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -77,8 +90,7 @@ enum Raw {
 fn from_raw(raw: Raw) -> Result<Duration, String> {
     match raw {
         Raw::Text(s) => parse(&s),
-        Raw::Secs(x) if x.is_finite() && x >= 0.0 => Ok(Duration::from_secs_f64(x)),
-        Raw::Secs(x) => Err(format!("{x} is not a valid number of seconds")),
+        Raw::Secs(x) => checked(x, &x.to_string()),
     }
 }
 
@@ -191,6 +203,17 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_toml_number_is_bounded_too() {
+        for bad in ["1e20", "-1.0", "nan", "9223372036854775807"] {
+            let e = crate::Scenario::from_toml(&format!("name = 't'\nnodes = 1\nduration = {bad}"))
+                .unwrap_err();
+            assert!(e.contains("not a valid duration"), "{bad}: {e}");
+        }
+        let s = crate::Scenario::from_toml("name = 't'\nnodes = 1\nduration = 90").unwrap();
+        assert_eq!(s.duration, Duration::from_secs(90));
+    }
+
+    #[test]
     fn parts_add_up_as_in_go() {
         assert_eq!(parse("5m30s").unwrap(), Duration::from_secs(330));
         assert_eq!(parse("1h2m3.5s").unwrap(), Duration::from_millis(3_723_500));
@@ -199,6 +222,8 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("s").is_err());
         assert!(parse("99999999999999999999h").is_err(), "no overflow panic");
+        assert!(parse("5 30s").is_err() && parse("90 5m").is_err());
+        assert_eq!(parse("3μs").unwrap(), parse("3us").unwrap());
     }
 
     #[test]

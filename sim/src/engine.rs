@@ -279,6 +279,16 @@ impl<N: SimNode> Simulation<N> {
     /// Prepares a run of `scenario` with `seed`. Nothing runs until [`Simulation::run`].
     pub fn new(scenario: &Scenario, seed: u64) -> Result<Self, String> {
         scenario.validate()?;
+        if !N::QUERIES_END
+            && let Some(i) = scenario.expect.iter().position(|e| e.ended_early.is_some())
+        {
+            return Err(format!(
+                "expectation {i}: `ended_early` needs the Serf layer (`layer = \"serf\"` or \
+                 --layer serf), where a query can end before its timeout; the {} layer's \
+                 queries have no end",
+                N::KIND
+            ));
+        }
         let n = scenario.nodes;
         let ml_config = scenario.config.build(scenario.profile);
         let config = N::configure(ml_config.clone(), &scenario.serf)?;

@@ -142,6 +142,10 @@ pub struct Recorder {
     pub joins_failed: u64,
     /// Name conflicts reported.
     pub name_conflicts: u64,
+    /// User events the sending node refused (e.g. larger than its size limit).
+    pub refused_events: u64,
+    /// Queries the asking node refused.
+    pub refused_queries: u64,
 }
 
 impl Recorder {

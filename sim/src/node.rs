@@ -214,6 +214,9 @@ pub struct NodeSpec<C> {
 pub trait SimNode: Sized {
     /// Short name of the implementation, shown in reports ("memberlist", "serf").
     const KIND: &'static str;
+    /// Whether queries end at the asker ([`SimEvent::QueryDone`]); only then can a
+    /// scenario expect them to end early.
+    const QUERIES_END: bool = false;
     /// The core's configuration.
     type Config: Clone + core::fmt::Debug;
     /// What survives a restart "with its state" (Serf: its snapshot). Layers that keep

@@ -164,7 +164,7 @@ impl<N: SimNode> Simulation<N> {
                 timeout,
             } => {
                 self.trace
-                    .word(9 | u64::from(i) << 8 | u64::from(complete) << 40);
+                    .word(15 | u64::from(i) << 8 | u64::from(complete) << 40);
                 self.trace.word(id);
                 self.rec.query_done(id, now, complete, timeout);
             }

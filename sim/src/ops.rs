@@ -532,10 +532,15 @@ impl<N: SimNode> Simulation<N> {
                 self.trace_op(16 + u64::from(query), &[origin]);
                 self.rec.sent(query, id, origin, now);
                 if let Some(node) = self.nodes[origin as usize].as_mut() {
-                    if query {
-                        node.query(now, id);
+                    let accepted = if query {
+                        node.query(now, id)
                     } else {
-                        node.user_event(now, id);
+                        node.user_event(now, id)
+                    };
+                    if !accepted && query {
+                        self.rec.refused_queries += 1;
+                    } else if !accepted {
+                        self.rec.refused_events += 1;
                     }
                 }
                 self.drain(origin);

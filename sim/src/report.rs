@@ -121,14 +121,20 @@ pub struct Delivery {
     pub answered: u64,
     /// Queries only: seconds from the query to each answer.
     pub response_latency: Stats,
+    /// How many the sending node refused (e.g. a payload over its size limit). Any
+    /// refusal fails the run: the scenario asked for something the nodes cannot do.
+    pub refused: u64,
     /// Queries on the Serf layer: how many ended at the asker before the run did.
     pub finished: usize,
-    /// Of those, how many ended early, every expected node having answered.
+    /// Of those, how many ended before their timeout with every answer: Serf called the
+    /// query complete (every member alive in the asker's view answered) *and* every
+    /// node live from the query to the end of the run did answer. A query that ends
+    /// because the asker gave up on unreachable members is not counted.
     pub finished_complete: usize,
-    /// Seconds from each query to its end at the asker.
+    /// Seconds from each query to its end at the asker (every query that ended).
     pub finish_latency: Stats,
-    /// The end as a fraction of the query's timeout (1.0: it waited the whole timeout,
-    /// as Go's queries always do).
+    /// Each ended query's end as a fraction of its timeout (1.0: it waited the whole
+    /// timeout, as Go's queries always do).
     pub finish_fraction: Stats,
 }
 
@@ -283,15 +289,6 @@ impl<N: SimNode> Simulation<N> {
         let (mut finished, mut finished_complete) = (0, 0);
         let (mut fin, mut frac) = (Vec::new(), Vec::new());
         for b in list {
-            if let Some((t, complete, timeout)) = b.done {
-                finished += 1;
-                finished_complete += usize::from(complete);
-                let l = (t - b.sent_at).as_secs_f64();
-                fin.push(l);
-                if !timeout.is_zero() {
-                    frac.push(l / timeout.as_secs_f64());
-                }
-            }
             let live = |n: u32| {
                 let h = &self.hosts[n as usize];
                 n != b.origin && h.status == Status::Up && h.up_since <= b.sent_at
@@ -313,6 +310,16 @@ impl<N: SimNode> Simulation<N> {
                     resp.push((t - b.sent_at).as_secs_f64());
                 }
             }
+            if let Some((t, complete, timeout)) = b.done {
+                finished += 1;
+                let live_answers = b.responses.iter().filter(|&&(n, _)| live(n)).count();
+                finished_complete += usize::from(complete && live_answers as u64 == exp);
+                let l = (t - b.sent_at).as_secs_f64();
+                fin.push(l);
+                if !timeout.is_zero() {
+                    frac.push(l / timeout.as_secs_f64());
+                }
+            }
             curve.sort_by(f64::total_cmp);
             curves.push((curve, exp));
         }
@@ -328,6 +335,7 @@ impl<N: SimNode> Simulation<N> {
             latency: Stats::of(&lat),
             answered,
             response_latency: Stats::of(&resp),
+            refused: 0,
             finished,
             finished_complete,
             finish_latency: Stats::of(&fin),
@@ -384,8 +392,10 @@ impl<N: SimNode> Simulation<N> {
             all: Stats::of(&detect_all),
             records: crashes.clone(),
         };
-        let (user_events, curves) = self.delivery(&self.rec.events);
-        let (queries, _) = self.delivery(&self.rec.queries);
+        let (mut user_events, curves) = self.delivery(&self.rec.events);
+        let (mut queries, _) = self.delivery(&self.rec.queries);
+        user_events.refused = self.rec.refused_events;
+        queries.refused = self.rec.refused_queries;
         let mut node_seconds = 0.0;
         let (mut dg, mut db, mut fr, mut fb) = (0u64, 0u64, 0u64, 0u64);
         for h in &self.hosts {
@@ -487,6 +497,19 @@ impl<N: SimNode> Simulation<N> {
                 .iter()
                 .map(|e| self.check(e, &report))
                 .collect();
+        }
+        let (ev, q) = (report.user_events.refused, report.queries.refused);
+        if ev + q > 0 {
+            report.expectations.push(ExpectResult {
+                what: "every user event and query accepted by its sender".into(),
+                ok: false,
+                detail: format!(
+                    "{ev} user events and {q} queries refused: a payload of [measure] \
+                     event_size bytes is over the nodes' limits (on the Serf layer raise \
+                     [serf] user_event_size_limit or query_size_limit, which count the \
+                     name and header too, or lower event_size)"
+                ),
+            });
         }
         report.passed = report.violations.is_empty() && report.expectations.iter().all(|e| e.ok);
         report
@@ -614,9 +637,15 @@ impl<N: SimNode> Simulation<N> {
                 if let Some(e) = e.ended_early {
                     what += &format!(", {:.1}% ended early with every answer", e * 100.0);
                     detail += &format!(
-                        ", {}/{} ended early (at {:.2} of the timeout on average)",
-                        q.finished_complete, q.sent, q.finish_fraction.mean
+                        ", {}/{} ended early with every answer",
+                        q.finished_complete, q.sent
                     );
+                    if q.finished > 0 {
+                        detail += &format!(
+                            " (the {} that ended did at {:.2} of their timeout on average)",
+                            q.finished, q.finish_fraction.mean
+                        );
+                    }
                 }
                 ExpectResult {
                     what,
@@ -723,9 +752,10 @@ impl Report {
                             &mut s,
                             "queries: ended at the asker",
                             format!(
-                                "{}/{} early with every answer; {}",
-                                e.finished_complete,
+                                "{}/{} ended, {} early with every answer; {}",
                                 e.finished,
+                                e.sent,
+                                e.finished_complete,
                                 st(&e.finish_latency)
                             ),
                         );

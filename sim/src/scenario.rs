@@ -978,13 +978,22 @@ impl Scenario {
             }
         }
         for (i, e) in self.expect.iter().enumerate() {
-            if e.ended_early.is_some()
-                && (e.kind != ExpectKind::Queries || self.layer != Layer::Serf)
-            {
+            if e.ended_early.is_some() && e.kind != ExpectKind::Queries {
                 return Err(format!(
-                    "expectation {i}: `ended_early` applies to `queries` on the Serf layer \
-                     (`layer = \"serf\"`), where a query can end before its timeout"
+                    "expectation {i}: `ended_early` applies to `queries` expectations only"
                 ));
+            }
+            for (key, v) in [
+                ("completeness", e.completeness),
+                ("ended_early", e.ended_early),
+            ] {
+                if let Some(v) = v
+                    && !(0.0..=1.0).contains(&v)
+                {
+                    return Err(format!(
+                        "expectation {i}: `{key}` is a fraction between 0 and 1, not {v}"
+                    ));
+                }
             }
             if e.kind == ExpectKind::Converged
                 && let Some(after) = e.after
@@ -1122,17 +1131,24 @@ mod tests {
     }
 
     #[test]
-    fn ended_early_applies_to_queries_on_the_serf_layer_only() {
-        let q = "[[expect]]\nkind = 'queries'\nended_early = 0.9\n";
-        assert!(parse(&format!("layer = 'serf'\n{q}")).is_ok());
-        let e = parse(q).unwrap_err();
+    fn ended_early_applies_to_queries_and_fractions_are_between_0_and_1() {
+        assert!(parse("[[expect]]\nkind = 'queries'\nended_early = 0.9\n").is_ok());
+        let e = parse("[[expect]]\nkind = 'delivery'\nended_early = 1.0\n").unwrap_err();
         assert!(
-            e.contains("`ended_early` applies to `queries` on the Serf layer"),
+            e.contains("expectation 0: `ended_early` applies to `queries`"),
             "{e}"
         );
-        let e = parse("layer = 'serf'\n[[expect]]\nkind = 'delivery'\nended_early = 1.0\n")
-            .unwrap_err();
-        assert!(e.contains("expectation 0: `ended_early`"), "{e}");
+        for (key, v) in [
+            ("ended_early", "1.5"),
+            ("completeness", "-1.0"),
+            ("completeness", "nan"),
+        ] {
+            let e = parse(&format!("[[expect]]\nkind = 'queries'\n{key} = {v}\n")).unwrap_err();
+            assert!(
+                e.contains(&format!("`{key}` is a fraction between 0 and 1")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -145,6 +145,7 @@ fn normalize(status: MemberStatus) -> Option<MemberState> {
 
 impl SimNode for SerfNode {
     const KIND: &'static str = "serf";
+    const QUERIES_END: bool = true;
     type Config = serf::Config;
     type Snapshot = SnapshotState;
 

@@ -302,3 +302,37 @@ fn a_violation_gives_its_exact_instant_and_run_until_stops_at_or_before_it() {
     assert!(!replay.run_until(v.instant(), &mut |_| {}));
     assert_eq!(replay.violations(), r.violations.as_slice());
 }
+
+/// A payload over the Serf limit is refused by the sender: the run fails and says what
+/// to change, instead of reporting 0% delivered with no reason. With the limit raised
+/// through `[serf]`, the same events go through.
+#[test]
+fn refused_sends_fail_the_run_and_serf_overrides_lift_the_limit() {
+    let toml = |extra: &str| {
+        format!(
+            "name = 'refuse'\nlayer = 'serf'\nnodes = 10\nduration = '60s'\n{extra}\n\
+             [measure]\nevent_size = 510\n\
+             [[actions]]\nat = '20s'\nkind = 'user_events'\nnodes = 'all'\ncount = 3\n"
+        )
+    };
+    let s = Scenario::from_toml(&toml("")).unwrap();
+    let r = Simulation::<crate::SerfNode>::new(&s, 1)
+        .unwrap()
+        .run(&mut |_| {});
+    assert_eq!(r.user_events.refused, 3);
+    assert!(!r.passed);
+    let last = r.expectations.last().unwrap();
+    assert!(
+        !last.ok && last.detail.contains("user_event_size_limit"),
+        "{}",
+        last.detail
+    );
+
+    let s = Scenario::from_toml(&toml("[serf]\nuser_event_size_limit = 1024")).unwrap();
+    let r = Simulation::<crate::SerfNode>::new(&s, 1)
+        .unwrap()
+        .run(&mut |_| {});
+    assert_eq!(r.user_events.refused, 0);
+    assert_eq!(r.user_events.delivered, r.user_events.expected);
+    assert!(r.passed, "{}", r.table());
+}

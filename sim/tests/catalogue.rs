@@ -42,6 +42,13 @@ fn check(name: &str, nodes: Option<usize>) -> Report {
         s.seed,
         nodes.map_or(String::new(), |n| format!(" --nodes {n}"))
     );
+    // Every catalogue scenario runs long enough for the convergence invariant to be
+    // checked, not just passed over.
+    assert!(
+        r.convergence.invariant.starts_with("held"),
+        "{name}: convergence invariant {}",
+        r.convergence.invariant
+    );
     r
 }
 
