@@ -176,6 +176,15 @@ impl Config {
                 return Err(ConfigError::Zero(name));
             }
         }
+        // Periodic tasks shorter than this would keep a driver's CPU busy for nothing.
+        for (name, d) in [
+            ("probe_interval", self.probe_interval),
+            ("gossip_interval", self.gossip_interval),
+        ] {
+            if d < MIN_PERIOD {
+                return Err(ConfigError::TooShort(name, d));
+            }
+        }
         if self.probe_timeout >= self.probe_interval {
             return Err(ConfigError::ProbeTimeoutNotBelowInterval {
                 timeout: self.probe_timeout,
@@ -243,6 +252,9 @@ pub const MIN_PACKET_SIZE: usize = 576;
 pub const MAX_PACKET_SIZE: usize = 65_507;
 /// Bytes of an alive message besides its metadata, with a maximal name and an IPv6 address,
 /// plus encryption overhead.
+/// The shortest interval a periodic task (probe, gossip, reap, reconnect, ...) may have.
+pub const MIN_PERIOD: Duration = Duration::from_millis(1);
+
 const ALIVE_FIXED_OVERHEAD: usize = 2 + 3 + 6 + 3 + crate::name::MAX_NAME_LEN + 20 + 3 + 9 + 40;
 
 /// A configuration that cannot work. Nothing was constructed.
@@ -251,6 +263,9 @@ pub enum ConfigError {
     /// A duration or count that must be positive is zero.
     #[error("`{0}` must be greater than zero")]
     Zero(&'static str),
+    /// A periodic task's interval is below [`MIN_PERIOD`].
+    #[error("`{0}` is {1:?}; a periodic task runs at most every millisecond")]
+    TooShort(&'static str, Duration),
     /// The probe timeout must leave time for indirect probes within the probe interval
     /// (memberlist #149).
     #[error(
@@ -352,6 +367,15 @@ mod tests {
             },
             Config {
                 user_broadcast_share: 101,
+                ..Config::lan()
+            },
+            Config {
+                gossip_interval: Duration::from_nanos(1),
+                ..Config::lan()
+            },
+            Config {
+                probe_interval: Duration::from_micros(999),
+                probe_timeout: Duration::from_micros(500),
                 ..Config::lan()
             },
         ];

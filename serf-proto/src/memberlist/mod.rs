@@ -34,7 +34,7 @@ pub mod suspicion;
 mod timers;
 
 pub use broadcast::BroadcastQueue;
-pub use config::{Config, ConfigError, MAX_PACKET_SIZE, MIN_PACKET_SIZE};
+pub use config::{Config, ConfigError, MAX_PACKET_SIZE, MIN_PACKET_SIZE, MIN_PERIOD};
 pub use delegate::{Candidate, Delegate, Event, JoinError, JoinId, NoDelegate};
 pub use state::{Node, NodeState};
 

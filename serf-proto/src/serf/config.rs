@@ -221,6 +221,9 @@ impl Config {
             if d.is_zero() {
                 return Err(E::Zero(name));
             }
+            if d < memberlist::MIN_PERIOD && name != "broadcast_timeout" {
+                return Err(E::TooShort(name, d));
+            }
         }
         if self.query_timeout_mult == 0 {
             return Err(E::Zero("query_timeout_mult"));
@@ -237,5 +240,28 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periodic_tasks_need_at_least_a_millisecond() {
+        assert!(Config::default().validate().is_ok());
+        for c in [
+            Config {
+                reap_interval: Duration::from_nanos(1),
+                ..Config::default()
+            },
+            Config {
+                reconnect_interval: Duration::from_micros(10),
+                ..Config::default()
+            },
+        ] {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("at most every millisecond"), "{e}");
+        }
     }
 }
