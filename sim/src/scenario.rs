@@ -68,6 +68,16 @@ pub struct Scenario {
     pub measure: MeasureSpec,
 }
 
+/// Most nodes in a scenario (addresses `10.0.0.1` on count up to 16 million; memory
+/// runs out long before this).
+pub const MAX_NODES: usize = 1_000_000;
+/// Largest per-view incarnation table accepted (`[invariants] views`): 16 GiB.
+const MAX_VIEW_TABLE: u64 = 16 << 30;
+/// Largest user event or query payload (`[measure] event_size`).
+pub const MAX_EVENT_SIZE: usize = 1 << 20;
+/// Most user events or queries one action may send.
+pub const MAX_SERIES: usize = 1_000_000;
+
 fn default_seed() -> u64 {
     1
 }
@@ -811,6 +821,36 @@ impl Scenario {
         if self.nodes == 0 {
             return Err("nodes must be at least 1".into());
         }
+        if self.nodes > MAX_NODES {
+            return Err(format!(
+                "nodes is {}; the simulator takes at most {MAX_NODES} (every node keeps a \
+                 table of every member: 10,000 nodes already need about 13 GiB)",
+                self.nodes
+            ));
+        }
+        let table = (self.nodes as u64).pow(2) * 8;
+        if self.invariants.views && table > MAX_VIEW_TABLE {
+            return Err(format!(
+                "the per-view incarnation table for {} nodes would take {:.1} GiB (8 bytes \
+                 per pair of nodes); set `[invariants] views = false` to run without the \
+                 resurrection and incarnation checks, or use fewer nodes",
+                self.nodes,
+                table as f64 / f64::from(1u32 << 30)
+            ));
+        }
+        self.validate_probabilities()?;
+        if self.measure.sample_interval < Duration::from_millis(1) {
+            return Err(format!(
+                "measure.sample_interval is {}; it must be at least 1ms",
+                secs(self.measure.sample_interval)
+            ));
+        }
+        if self.measure.event_size > MAX_EVENT_SIZE {
+            return Err(format!(
+                "measure.event_size is {} bytes; at most {MAX_EVENT_SIZE}",
+                self.measure.event_size
+            ));
+        }
         if self.bootstrap.seeds == 0 {
             return Err("bootstrap.seeds must be at least 1".into());
         }
@@ -836,7 +876,16 @@ impl Scenario {
                 Partition => need(a.groups.is_some(), "groups")?,
                 OneWay => need(a.from.is_some() && a.to.is_some(), "from and to")?,
                 Heal | Network => {}
-                UserEvents | Queries => need(a.count.is_some(), "count")?,
+                UserEvents | Queries => {
+                    need(a.count.is_some(), "count")?;
+                    if a.count.unwrap_or(0) > MAX_SERIES {
+                        return Err(format!(
+                            "action {i} ({:?}): count is {}; at most {MAX_SERIES} per action",
+                            a.kind,
+                            a.count.unwrap_or(0)
+                        ));
+                    }
+                }
             }
             match a.kind {
                 Pause => need(a.lasts.is_some(), "for")?,
@@ -952,6 +1001,37 @@ impl Scenario {
         Ok(())
     }
 
+    /// Every probability (loss, duplication, reordering, the burst chain's) is in [0, 1].
+    fn validate_probabilities(&self) -> Result<(), String> {
+        let check = |what: String, p: Option<f64>| match p {
+            Some(p) if !(0.0..=1.0).contains(&p) => {
+                Err(format!("{what} is {p}; a probability is between 0 and 1"))
+            }
+            _ => Ok(()),
+        };
+        let n = &self.network;
+        check("network.loss".into(), Some(n.loss))?;
+        check("network.duplicate".into(), Some(n.duplicate))?;
+        check("network.reorder".into(), Some(n.reorder))?;
+        if let Some(b) = &n.burst {
+            check("network.burst.p_enter".into(), Some(b.p_enter))?;
+            check("network.burst.p_exit".into(), Some(b.p_exit))?;
+            check("network.burst.loss_bad".into(), Some(b.loss_bad))?;
+            check("network.burst.loss_good".into(), Some(b.loss_good))?;
+        }
+        for (i, l) in n.links.iter().enumerate() {
+            check(format!("network.links[{i}].loss"), l.loss)?;
+            check(format!("network.links[{i}].duplicate"), l.duplicate)?;
+            check(format!("network.links[{i}].reorder"), l.reorder)?;
+        }
+        for (i, a) in self.actions.iter().enumerate() {
+            check(format!("action {i}: loss"), a.loss)?;
+            check(format!("action {i}: duplicate"), a.duplicate)?;
+            check(format!("action {i}: reorder"), a.reorder)?;
+        }
+        Ok(())
+    }
+
     /// Nothing is scheduled past the end of the run: an action, a user event or query
     /// of a series, or the start of a `converged` window (each would be silently lost or
     /// pass vacuously).
@@ -961,8 +1041,9 @@ impl Scenario {
             let last = match a.kind {
                 ActionKind::UserEvents | ActionKind::Queries => {
                     let every = a.every.unwrap_or(Duration::from_millis(100));
-                    let k = a.count.unwrap_or(1).saturating_sub(1);
-                    a.at.saturating_add(every.saturating_mul(k.min(u32::MAX as usize) as u32))
+                    let k = a.count.unwrap_or(1).saturating_sub(1) as u128;
+                    let span = every.as_nanos().saturating_mul(k).min(u128::from(u64::MAX));
+                    a.at.saturating_add(Duration::from_nanos(span as u64))
                 }
                 _ => a.at,
             };
@@ -1147,6 +1228,45 @@ mod tests {
             assert!(
                 e.contains(&format!("`{key}` is a fraction between 0 and 1")),
                 "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_sizes_are_errors_not_allocations() {
+        let top =
+            |body: &str| Scenario::from_toml(&format!("name = 't'\nduration = '10s'\n{body}"));
+        let e = top("nodes = 1000000000000").unwrap_err();
+        assert!(e.contains("at most 1000000"), "{e}");
+        let e = top("nodes = 50000").unwrap_err();
+        assert!(e.contains("views = false"), "{e}");
+        assert!(top("nodes = 50000\n[invariants]\nviews = false").is_ok());
+        let e = top("nodes = 10\n[measure]\nevent_size = 100000000000").unwrap_err();
+        assert!(e.contains("event_size"), "{e}");
+        // 10^11 events 1 ns apart end long after the run (u32 truncation hid that).
+        let e = parse(
+            "[[actions]]\nat = '1s'\nkind = 'user_events'\nnodes = 'all'\ncount = 100000000000\nevery = '1ns'\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("after the end of the run"), "{e}");
+        let e = parse(
+            "[[actions]]\nat = '1s'\nkind = 'queries'\nnodes = 'all'\ncount = 5000000\nevery = '1ns'\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("at most 1000000 per action"), "{e}");
+        let e = parse("[measure]\nsample_interval = '0s'\n").unwrap_err();
+        assert!(e.contains("at least 1ms"), "{e}");
+        for body in [
+            "[network]\nloss = 2.0",
+            "[network.burst]\np_enter = 5.0",
+            "[network]\nduplicate = -0.1",
+            "[[network.links]]\nfrom = 'all'\nto = 'all'\nreorder = nan",
+            "[[actions]]\nat = '1s'\nkind = 'network'\nloss = 1.5",
+        ] {
+            let e = parse(body).unwrap_err();
+            assert!(
+                e.contains("a probability is between 0 and 1"),
+                "{body}: {e}"
             );
         }
     }
