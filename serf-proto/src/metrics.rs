@@ -38,6 +38,16 @@ pub struct Metrics {
     pub messages_unexpected: u64,
     /// Pings for another node name (a restarted node under a new name).
     pub pings_wrong_target: u64,
+    /// Pings and indirect-ping requests whose claimed reply address is neither the
+    /// packet's source nor the known address of the claimed sender: answered at the
+    /// packet's source instead (a forged address would reflect our answers on a victim).
+    pub reply_address_mismatch: u64,
+    /// Pings and indirect-ping requests beyond the few one datagram may carry, dropped
+    /// (a datagram packed with them would make us send one packet each).
+    pub requests_dropped: u64,
+    /// Indirect-ping requests for a target that is not a member at that address,
+    /// dropped (we would otherwise ping any host we are told to).
+    pub indirect_unknown_target: u64,
 
     /// Probes started.
     pub probes: u64,
@@ -82,6 +92,9 @@ pub struct Metrics {
     pub streams_failed: u64,
     /// Inbound streams refused by the concurrency limit.
     pub streams_refused: u64,
+    /// Inbound streams closed to make room for a new one because they had sent nothing
+    /// yet (idle connections must not lock everyone else out).
+    pub streams_evicted: u64,
     /// Stream events for unknown streams.
     pub streams_unknown: u64,
     /// Messages too large to send (over `max_stream_frame`).

@@ -603,11 +603,31 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     /// A peer opened a stream from `from`. Returns the id the core gives it, or `None` if
-    /// the core refuses it (too many inbound streams): the driver then closes it.
+    /// the core refuses it: the driver then closes it. At `max_inbound_streams`, the
+    /// oldest inbound stream that has not sent a frame yet is closed to make room (its
+    /// close comes out of `poll_output`), so idle connections cannot lock out joins and
+    /// push-pulls; only when every inbound stream is busy is the new one refused.
     pub fn accept_stream(&mut self, now: Instant, from: SocketAddr) -> Option<StreamId> {
-        if self.shutdown || self.inbound_streams >= self.config.max_inbound_streams {
+        if self.shutdown {
             self.metrics.streams_refused += 1;
             return None;
+        }
+        if self.inbound_streams >= self.config.max_inbound_streams {
+            let idle = self
+                .streams
+                .iter()
+                .find(|(_, s)| s.kind == streams::StreamKind::Inbound && s.idle)
+                .map(|(&id, _)| id);
+            match idle {
+                Some(id) => {
+                    self.metrics.streams_evicted += 1;
+                    self.close_stream(id);
+                }
+                None => {
+                    self.metrics.streams_refused += 1;
+                    return None;
+                }
+            }
         }
         Some(StreamId(self.register_inbound_stream(now, from)))
     }

@@ -9,10 +9,15 @@ use core::net::SocketAddr;
 /// Largest body accepted in a datagram, after decompression: a UDP datagram's maximum.
 pub(crate) const MAX_DATAGRAM_BODY: usize = 65_536;
 
+/// Most pings and indirect-ping requests handled from one datagram. Our own packets carry
+/// one; more would let one datagram make us send a packet per request.
+const MAX_REQUESTS_PER_DATAGRAM: usize = 4;
+
 impl<D: Delegate> Memberlist<D> {
     /// Dispatches every message of a body. A malformed message is counted and skipped; a
     /// broken frame ends the body.
     pub(crate) fn handle_body(&mut self, now: crate::time::Instant, from: SocketAddr, body: &[u8]) {
+        let mut requests = 0;
         for item in BodyIter::new(body) {
             let (ty, fields) = match item {
                 Ok(v) => v,
@@ -23,6 +28,14 @@ impl<D: Delegate> Memberlist<D> {
             };
             // Push-pulls are only valid on streams, which do not come through here.
             match Message::decode(ty, fields, 0) {
+                Ok(Some(msg @ (Message::Ping(_) | Message::IndirectPing(_)))) => {
+                    requests += 1;
+                    if requests > MAX_REQUESTS_PER_DATAGRAM {
+                        self.metrics.requests_dropped += 1;
+                    } else {
+                        self.handle_message(now, from, msg);
+                    }
+                }
                 Ok(Some(msg)) => self.handle_message(now, from, msg),
                 Ok(None) => self.metrics.messages_unknown += 1,
                 Err(_) => self.metrics.messages_malformed += 1,
@@ -54,7 +67,7 @@ impl<D: Delegate> Memberlist<D> {
             self.metrics.pings_wrong_target += 1;
             return;
         }
-        let to = p.source_addr.unwrap_or(from);
+        let to = self.reply_address(from, p.source_addr, p.source_name);
         self.pending.push_back(super::Pending::Packet {
             to,
             msg: OutMsg::Ack {
@@ -62,6 +75,26 @@ impl<D: Delegate> Memberlist<D> {
                 with_payload: true,
             },
         });
+    }
+
+    /// Where to answer a request that came from `from` and asks for answers at `claimed`
+    /// on behalf of member `name`: the claimed address only if it is the packet's source
+    /// or the address we know for that member, else the packet's source.
+    pub(crate) fn reply_address(
+        &mut self,
+        from: SocketAddr,
+        claimed: Option<SocketAddr>,
+        name: &str,
+    ) -> SocketAddr {
+        match claimed {
+            None => from,
+            Some(a) if a == from => a,
+            Some(a) if self.members.get(name).is_some_and(|e| e.node.addr() == a) => a,
+            Some(_) => {
+                self.metrics.reply_address_mismatch += 1;
+                from
+            }
+        }
     }
 
     /// Assembles one datagram into `buf`: the leading message, then as many broadcasts as

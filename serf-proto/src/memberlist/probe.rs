@@ -302,12 +302,23 @@ impl<D: Delegate> Memberlist<D> {
         if self.relays.len() >= MAX_RELAYS {
             return;
         }
+        // Only ping members we know at that address: a request must not make us ping
+        // any host it names.
+        if self
+            .members
+            .get(p.target)
+            .is_none_or(|e| e.node.addr() != p.target_addr)
+        {
+            self.metrics.indirect_unknown_target += 1;
+            return;
+        }
+        let reply_to = self.reply_address(from, p.source_addr, p.source_name);
         let seq = self.next_seq();
         self.relays.insert(
             seq,
             Relay {
                 requester_seq: p.seq,
-                reply_to: p.source_addr.unwrap_or(from),
+                reply_to,
                 nack: p.nack,
             },
         );

@@ -38,6 +38,8 @@ pub(crate) enum StreamKind {
 pub(crate) struct Stream {
     pub peer: SocketAddr,
     pub kind: StreamKind,
+    /// An inbound stream that has not delivered a frame yet.
+    pub idle: bool,
 }
 
 #[derive(Debug)]
@@ -64,7 +66,14 @@ impl<D: Delegate> Memberlist<D> {
     ) -> u64 {
         let id = self.next_stream;
         self.next_stream += 1;
-        self.streams.insert(id, Stream { peer: to, kind });
+        self.streams.insert(
+            id,
+            Stream {
+                peer: to,
+                kind,
+                idle: false,
+            },
+        );
         self.pending.push_back(Pending::Open { id, to });
         self.timers.schedule(deadline, Timer::Stream(id));
         id
@@ -79,6 +88,7 @@ impl<D: Delegate> Memberlist<D> {
             Stream {
                 peer: from,
                 kind: StreamKind::Inbound,
+                idle: true,
             },
         );
         self.timers
@@ -152,6 +162,9 @@ impl<D: Delegate> Memberlist<D> {
         let (peer, kind) = (stream.peer, stream.kind);
         match event {
             StreamEvent::Frame(frame) => {
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.idle = false;
+                }
                 self.metrics.frames_received += 1;
                 let mut open = core::mem::take(&mut self.scratch.open);
                 let max = self.config.max_stream_frame;

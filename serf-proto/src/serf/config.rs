@@ -12,6 +12,10 @@ use std::sync::Arc;
 /// `UserEventSizeLimit`).
 pub const USER_EVENT_SIZE_HARD_LIMIT: usize = 9 * 1024;
 
+/// The largest query or query response, encoded, that any node sends or accepts (Go has
+/// none; 64 KiB keeps what one peer can make the cluster carry bounded).
+pub const QUERY_SIZE_HARD_LIMIT: usize = 64 * 1024;
+
 /// Decides whether to accept the members of a cluster we join or that joins us, and every
 /// alive message about a new member (Go's `MergeDelegate`). Return an error to refuse.
 #[derive(Clone)]
@@ -233,6 +237,11 @@ impl Config {
             ("query_response_size_limit", self.query_response_size_limit),
             ("query_size_limit", self.query_size_limit),
         ] {
+            if v > QUERY_SIZE_HARD_LIMIT {
+                return Err(E::Invalid(format!(
+                    "{name} is {v}; the hard limit is {QUERY_SIZE_HARD_LIMIT}"
+                )));
+            }
             if v > frame {
                 return Err(E::Invalid(format!(
                     "{name} ({v}) is larger than memberlist.max_stream_frame ({frame})"

@@ -992,6 +992,11 @@ impl Core {
                 return;
             }
         };
+        if bytes.len() > super::config::QUERY_SIZE_HARD_LIMIT {
+            // Larger than any node sends (events are smaller still, checked on delivery).
+            self.metrics.messages_oversized += 1;
+            return;
+        }
         match msg {
             SerfMessage::Join(j) => {
                 if self.handle_join_intent(now, j.ltime, j.node) {
@@ -1015,11 +1020,20 @@ impl Core {
             }
             SerfMessage::QueryResponse(r) => self.handle_query_response(now, &r),
             SerfMessage::Relay(r) => {
-                // Forward the inner message to its destination (serf relay, protocol 5).
-                self.outbox.push_back(Action::Send {
-                    to: r.dest,
-                    msg: r.inner.to_vec(),
-                });
+                // Forward the inner message to its destination (serf relay, protocol 5),
+                // but only to a member we know at that address, and only what fits a
+                // packet: a relay must not let anyone send through us to any host.
+                let known = self
+                    .member_state(r.dest_name)
+                    .is_some_and(|m| m.member.addr == r.dest);
+                if known && r.inner.len() <= super::config::QUERY_SIZE_HARD_LIMIT {
+                    self.outbox.push_back(Action::Send {
+                        to: r.dest,
+                        msg: r.inner.to_vec(),
+                    });
+                } else {
+                    self.metrics.relays_refused += 1;
+                }
             }
             // Serf state travels in push-pull's user state, not as a message.
             SerfMessage::PushPull(_) => self.metrics.messages_malformed += 1,

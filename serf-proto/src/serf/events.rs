@@ -68,6 +68,12 @@ impl Core {
         payload: &[u8],
         coalesce: bool,
     ) -> bool {
+        // No node sends more (the limit is checked on send), so more is forged or corrupt;
+        // kept, it would be stored and spread to every member.
+        if name.len() + payload.len() > USER_EVENT_SIZE_HARD_LIMIT {
+            self.metrics.messages_oversized += 1;
+            return false;
+        }
         if !self.event_clock.plausible(ltime) {
             self.metrics.implausible_times += 1;
             return false;

@@ -153,7 +153,8 @@ pub struct QueryParams {
     pub filter_tags: Vec<(String, String)>,
     /// Ask every node that processes it to ack at once.
     pub request_ack: bool,
-    /// Each response is also relayed through this many random members.
+    /// Each response is also relayed through this many random members (receivers use at
+    /// most 5: Go's 255 let one query make every member send 256 packets to the asker).
     pub relay_factor: u8,
     /// How long to wait; `None` uses the default from the cluster size.
     pub timeout: Option<Duration>,
@@ -388,6 +389,14 @@ pub struct SerfMetrics {
     pub stream_gossip: u64,
     /// Coordinate updates rejected (bad RTT or coordinate).
     pub coordinate_rejected: u64,
+    /// Queries whose reply address is not the address we know for their source member
+    /// (a name conflict, or a forged address): answered there, but without relays.
+    pub query_origin_mismatch: u64,
+    /// Relay requests dropped because their destination is not a known member at that
+    /// address.
+    pub relays_refused: u64,
+    /// User events, queries and responses received larger than the hard limits, dropped.
+    pub messages_oversized: u64,
 }
 
 /// The statistics Go's `Stats()` reports.

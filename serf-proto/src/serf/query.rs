@@ -26,6 +26,9 @@ use std::collections::BTreeSet;
 
 /// Most received queries awaiting an answer at once; the oldest are forgotten beyond it.
 const MAX_INCOMING: usize = 2048;
+/// Most relay copies an answer is sent through. Go honours up to 255, so one query could
+/// make every member send 256 packets toward its origin.
+pub const MAX_RELAY_FACTOR: u8 = 5;
 /// Longest timeout honoured from a peer's query, so a bad peer cannot pin state.
 const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How often received queries past their deadline are forgotten (one timer for all, so a
@@ -321,6 +324,19 @@ impl Core {
         }
         self.metrics.queries_delivered += 1;
         let source = Name::from_str_unchecked(q.source_node);
+        // Answers go to the address the query gives (a node that joined a moment ago, or
+        // the other claimant in a name conflict, is not known at it). Relayed copies,
+        // which multiply what one query makes the cluster send there, only when the
+        // source is a member we know at that address, and at most MAX_RELAY_FACTOR.
+        let origin = q.addr;
+        let relay_factor = match self.member_state(q.source_node) {
+            Some(m) if m.member.addr == q.addr => q.relay_factor.min(MAX_RELAY_FACTOR),
+            Some(_) => {
+                self.metrics.query_origin_mismatch += 1;
+                0
+            }
+            None => 0,
+        };
         if q.flags & QUERY_FLAG_ACK != 0 {
             let mut ack = Vec::new();
             QueryResponseMsg {
@@ -331,7 +347,7 @@ impl Core {
                 payload: &[],
             }
             .encode(&mut ack);
-            self.send_response(q.addr, &source, ack, q.relay_factor);
+            self.send_response(origin, &source, ack, relay_factor);
         }
         let handle = self.next_handle;
         self.next_handle += 1;
@@ -344,10 +360,10 @@ impl Core {
             InQuery {
                 ltime: q.ltime,
                 id: q.id,
-                origin: q.addr,
+                origin,
                 source: source.clone(),
                 deadline,
-                relay_factor: q.relay_factor,
+                relay_factor,
             },
         );
         if !self.incoming_sweep_scheduled {
@@ -426,7 +442,13 @@ impl Core {
             }
             .encode(&mut relayed);
             let seed = self.rng.next_u64();
-            for peer in self.random_alive_peers(usize::from(relay), seed) {
+            // Relaying through the origin itself would be no detour.
+            let peers = self.random_alive_peers(usize::from(relay) + 1, seed);
+            for peer in peers
+                .into_iter()
+                .filter(|&p| p != origin)
+                .take(usize::from(relay))
+            {
                 self.outbox.push_back(Action::Send {
                     to: peer,
                     msg: relayed.clone(),
@@ -501,6 +523,12 @@ impl Core {
 
     /// An ack or response to one of our queries.
     pub fn handle_query_response(&mut self, now: Instant, r: &QueryResponseMsg<'_>) {
+        // In a name-conflict vote only members we hold alive count: made-up names must
+        // not outvote them.
+        let voter = r.from != self.name.as_str()
+            && self
+                .member_state(r.from)
+                .is_some_and(|m| m.member.status == MemberStatus::Alive);
         let Some(q) = self.queries.get_mut(&r.id) else {
             self.metrics.query_late += 1;
             return;
@@ -535,7 +563,7 @@ impl Core {
                     });
                 }
                 QueryKind::Key(_) => aggregate_key_response(&mut q.key, from, r.payload),
-                QueryKind::Conflict => {
+                QueryKind::Conflict if voter => {
                     if let Some(addr) = conflict_response_addr(r.payload) {
                         q.conflict_responses += 1;
                         if addr == self.addr {
@@ -543,6 +571,7 @@ impl Core {
                         }
                     }
                 }
+                QueryKind::Conflict => {}
             }
         }
         self.check_query_complete(now, r.id);
@@ -630,8 +659,10 @@ impl Core {
             QueryKind::Conflict => {
                 // Stay only with a majority of the answers on our side (serf
                 // resolveNodeConflict).
+                // Stay when nobody answered: no vote is no evidence against us (Go shuts
+                // down then, so a forged alive alone could stop a node).
                 let majority = q.conflict_responses / 2 + 1;
-                if q.conflict_matching < majority {
+                if q.conflict_responses > 0 && q.conflict_matching < majority {
                     self.outbox
                         .push_back(Action::Shutdown(ShutdownReason::NameConflictLost));
                 }
