@@ -305,3 +305,50 @@ fn idle_connections_cannot_lock_out_a_real_push_pull() {
     );
     assert_eq!(m.num_alive(), 2, "the push-pull went through");
 }
+
+#[test]
+fn only_members_confirm_a_suspicion() {
+    use serf_proto::memberlist::NodeState;
+    use serf_proto::wire::Suspect;
+    let run = |confirmers: [&str; 2]| {
+        let mut m = memberlist();
+        let alives: Vec<Vec<u8>> = (2..=5)
+            .map(|i| {
+                Alive {
+                    incarnation: 1,
+                    node: &format!("n{i}"),
+                    addr: addr(i),
+                    meta: b"",
+                    versions: [1; 6],
+                }
+                .to_vec()
+            })
+            .collect();
+        m.handle_datagram(Instant::ZERO, addr(2), &packet(&alives));
+        let suspect = |from| {
+            Suspect {
+                incarnation: 1,
+                node: "n3",
+                from,
+            }
+            .to_vec()
+        };
+        let msgs: Vec<Vec<u8>> = ["n2", confirmers[0], confirmers[1]]
+            .into_iter()
+            .map(suspect)
+            .collect();
+        m.handle_datagram(Instant::ZERO, addr(2), &packet(&msgs));
+        // 4 s is the suspicion timeout with two confirmations (5 members); without
+        // them it is 24 s.
+        let at = Instant::ZERO + Duration::from_millis(4_500);
+        m.handle_timeout(at);
+        drain(|b| m.poll_output(b));
+        m.member("n3").unwrap().state()
+    };
+    assert_eq!(run(["n4", "n5"]), NodeState::Dead, "members confirm");
+    assert_eq!(
+        run(["fake-1", "fake-2"]),
+        NodeState::Suspect,
+        "made-up names do not"
+    );
+}

@@ -215,6 +215,11 @@ impl<D: Delegate> Memberlist<D> {
         let Some(i) = self.members.find(s.node) else {
             return;
         };
+        let voter = s.from != s.node
+            && self
+                .members
+                .get(s.from)
+                .is_some_and(|f| matches!(f.node.state, NodeState::Alive | NodeState::Suspect));
         let e = self.members.at_mut(i);
         if s.incarnation < e.node.incarnation {
             return;
@@ -225,8 +230,9 @@ impl<D: Delegate> Memberlist<D> {
         }
         if let Some(susp) = e.suspicion.as_mut() {
             // An independent confirmation shortens the timeout (Lifeguard §IV-B); re-gossip
-            // it so others count it too.
-            if susp.confirm(s.from, now) {
+            // it so others count it too. Only a member we hold alive or suspect, other than
+            // the suspect, confirms: made-up names must not cut the timeout to its minimum.
+            if voter && susp.confirm(s.from, now) {
                 let (deadline, generation) = (susp.deadline, susp.generation);
                 let name = e.node.name.clone();
                 self.timers

@@ -156,7 +156,6 @@ pub struct Memberlist<D: Delegate = NoDelegate> {
     probe_index: usize,
     probe: Option<probe::ActiveProbe>,
     probe_tick_pending: bool,
-    next_seq: u32,
     relays: hashbrown::HashMap<u32, probe::Relay, foldhash::fast::FixedState>,
     awareness: Awareness,
     broadcasts: BroadcastQueue,
@@ -242,7 +241,6 @@ impl<D: Delegate> Memberlist<D> {
             probe_index: 0,
             probe: None,
             probe_tick_pending: false,
-            next_seq: rng.next_u32(),
             relays: hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::with_seed(
                 hash_seed,
             )),
@@ -794,9 +792,18 @@ impl<D: Delegate> Memberlist<D> {
         self.scratch.finished = finished;
     }
 
+    /// A fresh probe sequence number: random, so that a peer who sees one (a relayed
+    /// ping reaches the target) cannot predict the next and forge its ack, and never one
+    /// in use.
     fn next_seq(&mut self) -> u32 {
-        self.next_seq = self.next_seq.wrapping_add(1);
-        self.next_seq
+        loop {
+            let seq = self.rng.next_u32();
+            let in_use =
+                self.relays.contains_key(&seq) || self.probe.as_ref().is_some_and(|p| p.seq == seq);
+            if !in_use {
+                return seq;
+            }
+        }
     }
 
     /// The most bytes of messages a datagram can carry after the transforms.
