@@ -61,6 +61,23 @@ fn drain<E>(mut poll: impl FnMut(&mut Vec<u8>) -> Output<E>) -> (Vec<SocketAddr>
     }
 }
 
+/// A datagram announcing members `n{i}` at `addr(i)` for each `i` in `range`.
+fn alives(range: std::ops::RangeInclusive<u8>) -> Vec<u8> {
+    let msgs: Vec<Vec<u8>> = range
+        .map(|i| {
+            Alive {
+                incarnation: 1,
+                node: &format!("n{i}"),
+                addr: addr(i),
+                meta: b"",
+                versions: [1; 6],
+            }
+            .to_vec()
+        })
+        .collect();
+    packet(&msgs)
+}
+
 fn memberlist() -> Memberlist {
     Memberlist::new(plain(), "n1", addr(1), b"", 1, Instant::ZERO).unwrap()
 }
@@ -131,19 +148,7 @@ fn serf_with_members() -> Serf {
         ..serf::Config::default()
     };
     let mut s = Serf::new(config, "n1", addr(1), 1, Instant::ZERO).unwrap();
-    let alives: Vec<Vec<u8>> = (2..=12)
-        .map(|i| {
-            Alive {
-                incarnation: 1,
-                node: &format!("n{i}"),
-                addr: addr(i),
-                meta: b"",
-                versions: [1; 6],
-            }
-            .to_vec()
-        })
-        .collect();
-    s.handle_datagram(Instant::ZERO, addr(2), &packet(&alives));
+    s.handle_datagram(Instant::ZERO, addr(2), &alives(2..=12));
     drain(|b| s.poll_output(b));
     assert_eq!(s.num_alive(), 12);
     s
@@ -312,19 +317,7 @@ fn only_members_confirm_a_suspicion() {
     use serf_proto::wire::Suspect;
     let run = |confirmers: [&str; 2]| {
         let mut m = memberlist();
-        let alives: Vec<Vec<u8>> = (2..=5)
-            .map(|i| {
-                Alive {
-                    incarnation: 1,
-                    node: &format!("n{i}"),
-                    addr: addr(i),
-                    meta: b"",
-                    versions: [1; 6],
-                }
-                .to_vec()
-            })
-            .collect();
-        m.handle_datagram(Instant::ZERO, addr(2), &packet(&alives));
+        m.handle_datagram(Instant::ZERO, addr(2), &alives(2..=5));
         let suspect = |from| {
             Suspect {
                 incarnation: 1,
