@@ -537,10 +537,13 @@ impl<N: SimNode> Simulation<N> {
                     } else {
                         node.user_event(now, id)
                     };
-                    if !accepted && query {
-                        self.rec.refused_queries += 1;
-                    } else if !accepted {
-                        self.rec.refused_events += 1;
+                    if !accepted {
+                        let refused = if query {
+                            &mut self.rec.refused_queries
+                        } else {
+                            &mut self.rec.refused_events
+                        };
+                        *refused += 1;
                     }
                 }
                 self.drain(origin);

@@ -304,16 +304,17 @@ impl<N: SimNode> Simulation<N> {
                     curve.push(l);
                 }
             }
+            let mut live_answers = 0u64;
             for &(n, t) in &b.responses {
                 if live(n) {
-                    answered += 1;
+                    live_answers += 1;
                     resp.push((t - b.sent_at).as_secs_f64());
                 }
             }
+            answered += live_answers;
             if let Some((t, complete, timeout)) = b.done {
                 finished += 1;
-                let live_answers = b.responses.iter().filter(|&&(n, _)| live(n)).count();
-                finished_complete += usize::from(complete && live_answers as u64 == exp);
+                finished_complete += usize::from(complete && live_answers == exp);
                 let l = (t - b.sent_at).as_secs_f64();
                 fin.push(l);
                 if !timeout.is_zero() {

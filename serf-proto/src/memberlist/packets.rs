@@ -89,7 +89,7 @@ impl<D: Delegate> Memberlist<D> {
         match claimed {
             None => from,
             Some(a) if a == from => a,
-            Some(a) if self.members.get(name).is_some_and(|e| e.node.addr() == a) => a,
+            Some(a) if self.members.holds_at(name, a) => a,
             Some(_) => {
                 self.metrics.reply_address_mismatch += 1;
                 from

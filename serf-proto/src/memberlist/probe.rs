@@ -304,11 +304,7 @@ impl<D: Delegate> Memberlist<D> {
         }
         // Only ping members we know at that address: a request must not make us ping
         // any host it names.
-        if self
-            .members
-            .get(p.target)
-            .is_none_or(|e| e.node.addr() != p.target_addr)
-        {
+        if !self.members.holds_at(p.target, p.target_addr) {
             self.metrics.indirect_unknown_target += 1;
             return;
         }

@@ -211,6 +211,11 @@ impl Members {
         self.find(name).map(|i| &self.entries[i])
     }
 
+    /// Whether `name` is a member we know at `addr`.
+    pub fn holds_at(&self, name: &str, addr: SocketAddr) -> bool {
+        self.get(name).is_some_and(|e| e.node.addr() == addr)
+    }
+
     pub fn at(&self, i: usize) -> &Entry {
         &self.entries[i]
     }

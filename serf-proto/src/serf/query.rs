@@ -465,6 +465,29 @@ impl Core {
         handle: super::QueryHandle,
         payload: &[u8],
     ) -> Result<(), SerfError> {
+        let limit = self.config.query_response_size_limit;
+        self.answer(now, handle, payload, Some(limit))
+    }
+
+    /// Answers an internal query (no size limit beyond the stream frame).
+    pub fn respond_internal(
+        &mut self,
+        now: Instant,
+        handle: QueryHandle,
+        payload: &[u8],
+    ) -> Result<(), SerfError> {
+        self.answer(now, handle, payload, None)
+    }
+
+    /// Sends the answer to a received query, once, before its deadline. An answer over
+    /// `limit` is refused and the query stays open for a smaller one.
+    fn answer(
+        &mut self,
+        now: Instant,
+        handle: QueryHandle,
+        payload: &[u8],
+        limit: Option<usize>,
+    ) -> Result<(), SerfError> {
         let q = self
             .incoming
             .get(&handle.0)
@@ -482,41 +505,16 @@ impl Core {
             payload,
         }
         .encode(&mut msg);
-        let limit = self.config.query_response_size_limit;
-        if msg.len() > limit {
+        if let Some(limit) = limit
+            && msg.len() > limit
+        {
             return Err(SerfError::ResponseTooLarge {
                 size: msg.len(),
                 limit,
             });
         }
-        // Present: looked up above. Responding twice is refused by the removal.
+        // Present: looked up above. Answering twice is refused by the removal.
         let q = self.incoming.remove(&handle.0).expect("present");
-        self.send_response(q.origin, &q.source, msg, q.relay_factor);
-        Ok(())
-    }
-
-    /// Answers an internal query (no size limit beyond the stream frame).
-    pub fn respond_internal(
-        &mut self,
-        now: Instant,
-        handle: QueryHandle,
-        payload: &[u8],
-    ) -> Result<(), SerfError> {
-        let Some(q) = self.incoming.remove(&handle.0) else {
-            return Err(SerfError::QueryExpired);
-        };
-        if now > q.deadline {
-            return Err(SerfError::QueryExpired);
-        }
-        let mut msg = Vec::new();
-        QueryResponseMsg {
-            ltime: q.ltime,
-            id: q.id,
-            from: &self.name,
-            flags: 0,
-            payload,
-        }
-        .encode(&mut msg);
         self.send_response(q.origin, &q.source, msg, q.relay_factor);
         Ok(())
     }

@@ -192,15 +192,11 @@ impl SnapshotState {
     /// line without its newline, is an error. See [`SnapshotState::parse_lossy`] to skip
     /// such lines instead.
     pub fn parse(text: &str, rejoin_after_leave: bool) -> Result<SnapshotState, SnapshotError> {
-        let mut s = SnapshotState::default();
-        for (i, line) in lines(text) {
-            match line.and_then(Record::parse_line) {
-                Ok(Some(r)) => s.apply(&r, rejoin_after_leave),
-                Ok(None) => {}
-                Err(reason) => return Err(SnapshotError { line: i, reason }),
-            }
+        let (state, skipped) = SnapshotState::parse_lossy(text, rejoin_after_leave);
+        match skipped.into_iter().next() {
+            Some(first) => Err(first),
+            None => Ok(state),
         }
-        Ok(s)
     }
 
     /// The records that recreate this state: what a compacted snapshot file holds.
