@@ -16,17 +16,7 @@ fn secs(s: u64) -> Duration {
 }
 
 fn converged(n: usize, seed: u64, config: &Config) -> SerfCluster {
-    let mut c = SerfCluster::new(seed);
-    for i in 0..n {
-        c.add(&format!("node-{i}"), config.clone());
-    }
-    for i in 1..n {
-        c.join(i, 0);
-    }
-    c.run_until_cond(secs(60), |c| {
-        c.live().iter().all(|&i| c.hosts[i].node.num_alive() == n)
-    });
-    c
+    SerfCluster::converged(n, seed, config)
 }
 
 fn user_events(c: &SerfCluster, i: usize) -> Vec<(String, Vec<u8>)> {

@@ -68,6 +68,7 @@ fn every_catalogue_file_parses_and_is_tested() {
         "events-during-join-storm",
         "join-storm",
         "large-events",
+        "leaves-under-faults",
         "loss-10pct",
         "loss-30pct",
         "low-bandwidth",
@@ -200,6 +201,13 @@ fn large_events() {
     assert_eq!(r.user_events.delivered, r.user_events.expected);
 }
 
+/// Issue 11: graceful leaves while failed members are retried and during a partition
+/// always complete; the leavers end left in every view.
+#[test]
+fn leaves_under_faults() {
+    check("leaves-under-faults", None);
+}
+
 #[test]
 fn chaos() {
     check("chaos", None);
@@ -239,20 +247,15 @@ fn crashed_nodes_chosen_at_random_come_back_by_label() {
     assert_eq!(r.samples.last().unwrap().up, 30, "all back");
 }
 
-/// The VOPR-style sweep: the chaos scenario over many seeds, every invariant on.
-/// `cargo test --release -p sim --test catalogue -- --ignored --nocapture`
-#[test]
-#[ignore = "sweep: cargo test --release -p sim --test catalogue -- --ignored"]
-fn chaos_sweep() {
+/// Runs a catalogue scenario over `seeds`; every seed must pass.
+fn sweep<N: sim::SimNode>(name: &str, seeds: std::ops::RangeInclusive<u64>) {
     let path = catalogue()
         .into_iter()
-        .find(|p| p.file_stem().is_some_and(|s| s == "chaos"))
+        .find(|p| p.file_stem().is_some_and(|s| s == name))
         .unwrap();
     let s = Scenario::load(&path).unwrap();
-    for seed in 1..=200 {
-        let r = Simulation::<MemberlistNode>::new(&s, seed)
-            .unwrap()
-            .run(&mut |_| {});
+    for seed in seeds {
+        let r = Simulation::<N>::new(&s, seed).unwrap().run(&mut |_| {});
         assert!(
             r.passed,
             "seed {seed} failed; replay: serf-sim run {} --seed {seed}\n{}",
@@ -260,4 +263,20 @@ fn chaos_sweep() {
             r.table()
         );
     }
+}
+
+/// The VOPR-style sweep: the chaos scenario over many seeds, every invariant on.
+/// `cargo test --release -p sim --test catalogue -- --ignored --nocapture`
+#[test]
+#[ignore = "sweep: cargo test --release -p sim --test catalogue -- --ignored"]
+fn chaos_sweep() {
+    sweep::<MemberlistNode>("chaos", 1..=200);
+}
+
+/// The leave sweep (issue 11): before the fix every seed of this scenario left a leaver
+/// running and a member of every view; now none may.
+#[test]
+#[ignore = "sweep: cargo test --release -p sim --test catalogue -- --ignored"]
+fn leaves_under_faults_sweep() {
+    sweep::<SerfNode>("leaves-under-faults", 1..=30);
 }

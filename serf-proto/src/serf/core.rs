@@ -195,6 +195,29 @@ pub(crate) enum SerfTimer {
 }
 
 /// Where a graceful leave stands.
+///
+/// # What a leaving or left node does on its own
+///
+/// A leave must always end (`Event::LeaveCompleted`), and once it has, the node must stay
+/// left in every view until the application itself calls `join`. So while the node is
+/// [`SerfState::Leaving`] or [`SerfState::Left`], nothing but the application's `join`
+/// may start a join, announce us, or claim our name back:
+///
+/// - **reconnect** to failed members and **permanent seeds**: skipped (Go runs them to
+///   shutdown, but its memberlist ignores a join after a leave; ours treats a join after
+///   a leave as a rejoin, which would cancel the pending leave: the leave never ended);
+/// - **snapshot rejoin**: the remaining previous members are dropped, and a rejoin that
+///   was already in flight announces no join intent (it would outrank our leave intent);
+/// - a **user join** in flight when the leave starts completes without a join intent;
+/// - **name-conflict votes** are not started (a leaving node gives its name up anyway);
+/// - **refutation**: the memberlist ignores news about us after its leave
+///   (`membership.rs`), and a leave intent about us is refuted only while alive;
+/// - **push-pull, probes and gossip** go on: they spread our leave, and the memberlist
+///   merges nothing about us from them.
+///
+/// [`Core::may_act_on_its_own`] is the check; `Serf::apply` checks it again for every
+/// join the Serf layer asks of the memberlist, so a new periodic task cannot bring the
+/// bug back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LeaveStage {
     None,
@@ -385,10 +408,20 @@ impl Core {
         self.next_rejoin();
     }
 
+    /// Whether the node may join, reconnect or announce itself without the application
+    /// asking: only while alive (see [`LeaveStage`] for the rule and why).
+    pub fn may_act_on_its_own(&self) -> bool {
+        self.state == SerfState::Alive
+    }
+
     /// Tries the next previous members. Go tries one at a time; after a mass restart many
     /// of them are down too, and each costs a stream timeout, so three go at once.
     pub fn next_rejoin(&mut self) {
         const AT_ONCE: usize = 3;
+        if !self.may_act_on_its_own() {
+            self.rejoin.clear();
+            return;
+        }
         let n = self.rejoin.len().min(AT_ONCE);
         if n > 0 {
             let seeds = self.rejoin.split_off(self.rejoin.len() - n);
@@ -749,7 +782,8 @@ impl Core {
                 if ignore_old {
                     self.ignore_old_joins = self.ignore_old_joins.saturating_sub(1);
                 }
-                if joined > 0 {
+                // A leave started since: our join intent would outrank the leave intent.
+                if joined > 0 && self.may_act_on_its_own() {
                     self.broadcast_join(now);
                 }
                 self.events
@@ -758,7 +792,9 @@ impl Core {
             JoinPurpose::Snapshot => {
                 if joined > 0 {
                     self.rejoin.clear();
-                    self.broadcast_join(now);
+                    if self.may_act_on_its_own() {
+                        self.broadcast_join(now);
+                    }
                 } else {
                     self.next_rejoin();
                 }
@@ -951,7 +987,9 @@ impl Core {
         }
         .encode(&mut msg);
         self.handle_leave_intent(now, ltime, &name, false);
-        let others = self.alive.iter().any(|n| *n != self.name);
+        // A join in flight will bring members that must hear the intent; without it
+        // they would learn of us from the join and then see us fail, not leave.
+        let others = self.alive.iter().any(|n| *n != self.name) || !self.joins.is_empty();
         if others {
             let notify = self.next_notify();
             self.leave = LeaveStage::Intent(notify);

@@ -107,6 +107,10 @@ impl Core {
     /// cluster try each failed member about once per interval; and retries the permanent
     /// seeds that are not members (serf `reconnect`, memberlist #222).
     fn reconnect(&mut self) {
+        if !self.may_act_on_its_own() {
+            // Leaving or left: a join would cancel the leave (see `LeaveStage`).
+            return;
+        }
         let failed = self.num_failed();
         if failed > 0 {
             let alive = self

@@ -385,6 +385,9 @@ pub struct SerfMetrics {
     pub reconnects: u64,
     /// Join attempts to permanent seeds.
     pub seed_joins: u64,
+    /// Joins the Serf layer asked for on its own (reconnect, seeds, snapshot rejoin)
+    /// while leaving or left, not made: they would have cancelled the leave.
+    pub joins_refused_leaving: u64,
     /// Large broadcasts sent over streams.
     pub stream_gossip: u64,
     /// Coordinate updates rejected (bad RTT or coordinate).
@@ -959,6 +962,12 @@ impl Serf {
                 }
             }
             Action::Join { seeds, purpose } => {
+                // A memberlist join after its leave is a rejoin that cancels the leave:
+                // only the application's own `join` may do that (see `LeaveStage`).
+                if !self.core().may_act_on_its_own() || self.ml.has_left() {
+                    self.ml.delegate_mut().metrics.joins_refused_leaving += 1;
+                    return;
+                }
                 if let Ok(id) = self.ml.join(now, &seeds) {
                     self.ml.delegate_mut().join_started(now, id, purpose);
                 }

@@ -682,7 +682,10 @@ impl Core {
         existing: &crate::memberlist::Node,
         _other: &crate::memberlist::Node,
     ) {
-        if existing.name() != &self.name || !self.config.enable_name_conflict_resolution {
+        if existing.name() != &self.name
+            || !self.config.enable_name_conflict_resolution
+            || !self.may_act_on_its_own()
+        {
             return;
         }
         if self.queries.values().any(|q| q.kind == QueryKind::Conflict) {

@@ -413,6 +413,22 @@ impl Cluster<Memberlist> {
 }
 
 impl Cluster<Serf> {
+    /// `n` Serf nodes named `node-0..` that joined through node 0, once every view holds
+    /// all of them alive.
+    pub fn converged(n: usize, seed: u64, config: &serf::Config) -> Self {
+        let mut c = Self::new(seed);
+        for i in 0..n {
+            c.add(&format!("node-{i}"), config.clone());
+        }
+        for i in 1..n {
+            c.join(i, 0);
+        }
+        c.run_until_cond(Duration::from_secs(60), |c| {
+            c.live().iter().all(|&i| c.hosts[i].node.num_alive() == n)
+        });
+        c
+    }
+
     /// Adds a host running a fresh Serf node; returns its index.
     pub fn add(&mut self, name: &str, config: serf::Config) -> usize {
         let addr = addr_of(self.hosts.len());
