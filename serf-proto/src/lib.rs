@@ -129,6 +129,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod framing;
 pub mod memberlist;
 pub mod metrics;
 pub mod name;

@@ -392,6 +392,19 @@ impl<D: Delegate> Memberlist<D> {
         d
     }
 
+    /// The longest stream frame this node accepts on the wire: `max_stream_frame` plus
+    /// what the transforms add. A driver refuses a longer length prefix before reading
+    /// the body (see [`crate::framing`]).
+    pub fn max_frame_len(&self) -> usize {
+        self.config.max_stream_frame + self.transforms.overhead()
+    }
+
+    /// The largest datagram this node sends (`packet_size`). It accepts datagrams of up to
+    /// 64 KiB, so a driver's receive buffer must hold 65,536 bytes.
+    pub fn packet_size(&self) -> usize {
+        self.config.packet_size
+    }
+
     /// The retransmit limit for the current cluster size.
     pub fn retransmit_limit(&self) -> u32 {
         suspicion::retransmit_limit(self.config.retransmit_mult, self.members.len())

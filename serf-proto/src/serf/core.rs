@@ -279,6 +279,9 @@ pub(crate) struct Core {
     pub last_query_persisted: LamportTime,
     next_notify: u64,
     pub metrics: SerfMetrics,
+    /// Bumped whenever a member is added, changes status, address or tags, or is erased:
+    /// a driver republishes its read-only view of the members only when it moved.
+    pub members_version: u64,
     /// The time of the latest input, for work done while polling.
     pub last_now: Instant,
 }
@@ -358,6 +361,7 @@ impl Core {
             last_query_persisted: 0,
             next_notify: 0,
             metrics: SerfMetrics::default(),
+            members_version: 0,
             last_now: now,
             config,
         };
@@ -532,6 +536,7 @@ impl Core {
             return;
         }
         m.member.status = status;
+        self.members_version += 1;
         let key = m.member.name.clone();
         match old {
             MemberStatus::Alive => self.alive.remove(&key),
@@ -555,6 +560,7 @@ impl Core {
         }
         self.set_status(name, MemberStatus::None);
         if let Some(m) = self.members.remove(name) {
+            self.members_version += 1;
             self.coord_cache.remove(name);
             if let Some(c) = self.coord.as_mut() {
                 c.forget(name);
@@ -695,6 +701,7 @@ impl Core {
                     self.metrics.member_flaps += 1;
                 }
                 let fresh = self.member_from_node(n, MemberStatus::None);
+                self.members_version += 1;
                 let m = self.members.get_mut(&name).expect("present");
                 m.leave_time = None;
                 m.member.addr = fresh.addr;
@@ -742,6 +749,7 @@ impl Core {
         m.member.tags = fresh.tags;
         m.member.protocol = fresh.protocol;
         let member = m.member.clone();
+        self.members_version += 1;
         self.emit_member(MemberEventKind::Update, member);
     }
 

@@ -543,6 +543,18 @@ impl Serf {
         self.core().member(name)
     }
 
+    /// A counter that moves whenever a member is added, changes status, address or tags,
+    /// or is forgotten. A driver that publishes a copy of [`Serf::members`] rebuilds it
+    /// only when this changed since the last copy.
+    pub fn members_version(&self) -> u64 {
+        self.core().members_version
+    }
+
+    /// The longest stream frame this node accepts (see [`crate::framing`]).
+    pub fn max_frame_len(&self) -> usize {
+        self.ml.max_frame_len()
+    }
+
     /// Members known, in any status (Go's `NumNodes`).
     pub fn num_members(&self) -> usize {
         self.core().num_members()

@@ -1,0 +1,166 @@
+//! TCP connections for the core's streams: one small task per connection, framed with
+//! [`serf_proto::framing`].
+//!
+//! The task owning the core never awaits a connection. It hands each connection a queue
+//! of frames to write and gets back what the connection read: whole frames, an orderly
+//! close, or a failure. Frames read are paid for from a global byte budget before their
+//! body is read, so many peers announcing large frames at once cannot exhaust memory;
+//! the budget is returned when the core has consumed the frame.
+
+use crate::metrics::DriverMetrics;
+use serf_proto::StreamId;
+use serf_proto::framing::{HEADER_LEN, decode_header, encode_header};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+/// Frames queued for one connection before the core's further frames fail the stream.
+/// The core sends one or two frames per stream, so this only bites a stuck peer.
+pub(crate) const WRITE_QUEUE: usize = 16;
+
+/// How long a closed connection waits for the peer's end before it is dropped: dropping
+/// a socket with unread input resets it, which can destroy what we sent last.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// What the core task asks of a connection.
+#[derive(Debug)]
+pub(crate) enum Write {
+    /// Send this frame (without its length prefix).
+    Frame(Vec<u8>),
+    /// Flush what is queued, then close our side.
+    Close,
+}
+
+/// What a connection reports to the core task.
+#[derive(Debug)]
+pub(crate) enum StreamMsg {
+    /// A whole frame; the permit returns its bytes to the budget when dropped.
+    Frame(Vec<u8>, Option<OwnedSemaphorePermit>),
+    /// The peer closed its side in an orderly way.
+    Closed,
+    /// Connect failure, reset, I/O error, a length above the limit, or a deadline.
+    Failed,
+}
+
+/// What every connection shares.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamShared {
+    pub events: mpsc::Sender<(StreamId, StreamMsg)>,
+    pub budget: Arc<Semaphore>,
+    pub budget_bytes: usize,
+    pub max_frame: usize,
+    pub metrics: Arc<DriverMetrics>,
+}
+
+/// Connects to `to` within `connect_timeout`, then runs the connection.
+pub(crate) async fn run_outbound(
+    id: StreamId,
+    to: SocketAddr,
+    connect_timeout: Duration,
+    writes: mpsc::Receiver<Write>,
+    shared: StreamShared,
+) {
+    match tokio::time::timeout(connect_timeout, TcpStream::connect(to)).await {
+        Ok(Ok(stream)) => run(id, stream, writes, shared).await,
+        _ => {
+            shared.metrics.connects_failed.fetch_add(1, Relaxed);
+            let _ = shared.events.send((id, StreamMsg::Failed)).await;
+        }
+    }
+}
+
+/// Runs an established connection until both sides are done.
+pub(crate) async fn run(
+    id: StreamId,
+    stream: TcpStream,
+    writes: mpsc::Receiver<Write>,
+    shared: StreamShared,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let reader = tokio::spawn(read_frames(id, read, shared.clone()));
+    write_frames(write, writes, &shared).await;
+    // Our side is closed (or the core forgot the stream): give the peer a moment to
+    // finish, reading what it still sends, then drop the socket.
+    let _ = tokio::time::timeout(LINGER, reader).await;
+}
+
+async fn write_frames(
+    mut write: OwnedWriteHalf,
+    mut writes: mpsc::Receiver<Write>,
+    shared: &StreamShared,
+) {
+    while let Some(w) = writes.recv().await {
+        match w {
+            Write::Frame(frame) => {
+                let header = encode_header(frame.len());
+                let ok =
+                    write.write_all(&header).await.is_ok() && write.write_all(&frame).await.is_ok();
+                if !ok {
+                    shared.metrics.stream_write_errors.fetch_add(1, Relaxed);
+                    return;
+                }
+            }
+            Write::Close => {
+                let _ = write.flush().await;
+                let _ = write.shutdown().await;
+                return;
+            }
+        }
+    }
+    // The core task dropped the queue without a close (it stopped): an abort.
+}
+
+async fn read_frames(id: StreamId, mut read: OwnedReadHalf, shared: StreamShared) {
+    let msg = loop {
+        let mut header = [0u8; HEADER_LEN];
+        match read.read_exact(&mut header).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break StreamMsg::Closed,
+            Err(_) => break StreamMsg::Failed,
+        }
+        let len = match decode_header(header, shared.max_frame) {
+            Ok(len) => len,
+            Err(_) => {
+                shared.metrics.frames_too_long.fetch_add(1, Relaxed);
+                break StreamMsg::Failed;
+            }
+        };
+        // Pay for the body before reading it. A frame larger than the whole budget (a
+        // budget set below max_frame) takes all of it.
+        let want = len.min(shared.budget_bytes).min(u32::MAX as usize) as u32;
+        let permit = if want > 0 {
+            if shared.budget.available_permits() < want as usize {
+                shared
+                    .metrics
+                    .frames_waited_for_budget
+                    .fetch_add(1, Relaxed);
+            }
+            match shared.budget.clone().acquire_many_owned(want).await {
+                Ok(p) => Some(p),
+                Err(_) => break StreamMsg::Failed,
+            }
+        } else {
+            None
+        };
+        let mut body = vec![0u8; len];
+        if read.read_exact(&mut body).await.is_err() {
+            break StreamMsg::Failed;
+        }
+        shared.metrics.frames_received.fetch_add(1, Relaxed);
+        if shared
+            .events
+            .send((id, StreamMsg::Frame(body, permit)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    };
+    let _ = shared.events.send((id, msg)).await;
+}

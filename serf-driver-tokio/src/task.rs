@@ -1,0 +1,400 @@
+//! The task that owns the core: it reads the UDP socket, accepts TCP connections, takes
+//! what connections read and what handles ask, feeds each to the core with the current
+//! time, drains the core's outputs, and sleeps until the core's deadline.
+//!
+//! Nothing here awaits while the core is borrowed: outputs are carried out with
+//! non-blocking calls (a full socket buffer drops the datagram, as UDP would; a full
+//! write queue fails the stream), so a slow peer or application never stalls the
+//! protocol. Work per wake-up is bounded, and the deadline is checked after every batch,
+//! so a flood of datagrams or connections cannot starve timers or commands.
+
+use crate::Error;
+use crate::handle::{Command, Members, QueryEvent};
+use crate::metrics::DriverMetrics;
+use crate::stream::{self, StreamMsg, StreamShared, WRITE_QUEUE, Write};
+use serf_proto::serf::{Event, KeyResponse, QueryId, SerfState};
+use serf_proto::{Instant, Output, Serf, StreamEvent, StreamId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+/// Datagrams, stream messages or commands handled per wake-up before the deadline is
+/// checked again.
+const BATCH: usize = 64;
+
+/// The largest datagram the core accepts (a body of up to 64 KiB).
+const RECV_BUFFER: usize = 65_536;
+
+/// The core's clock: a duration since the driver started, read from tokio's clock (so
+/// tests can pause time).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    origin: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock {
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Instant {
+        Instant::from_duration(tokio::time::Instant::now().saturating_duration_since(self.origin))
+    }
+
+    /// The tokio instant of a core deadline; "never" becomes an hour from now.
+    fn deadline(&self, at: Instant) -> tokio::time::Instant {
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        if at == Instant::MAX {
+            return far;
+        }
+        self.origin
+            .checked_add(at.as_duration())
+            .map_or(far, |t| t.min(far))
+    }
+}
+
+/// Who waits for what the core reports later.
+#[derive(Debug, Default)]
+struct Waiters {
+    joins: HashMap<u64, oneshot::Sender<Result<usize, Error>>>,
+    leaves: Vec<oneshot::Sender<Result<(), Error>>>,
+    queries: HashMap<QueryId, mpsc::UnboundedSender<QueryEvent>>,
+    keys: HashMap<QueryId, oneshot::Sender<Result<KeyResponse, Error>>>,
+}
+
+pub(crate) struct Task {
+    pub serf: Serf,
+    pub clock: Clock,
+    pub udp: UdpSocket,
+    pub tcp: TcpListener,
+    pub commands: mpsc::Receiver<Command>,
+    pub events: mpsc::Sender<Event>,
+    pub view: watch::Sender<Arc<Members>>,
+    pub metrics: Arc<DriverMetrics>,
+    pub stream_shared: StreamShared,
+    pub stream_events: mpsc::Receiver<(StreamId, StreamMsg)>,
+    pub connect_timeout: Duration,
+}
+
+/// Per-run state of the task.
+struct Run {
+    conns: HashMap<StreamId, mpsc::Sender<Write>>,
+    tasks: JoinSet<()>,
+    waiters: Waiters,
+    /// Streams whose writes could not be queued: reported to the core as failed.
+    failed: Vec<StreamId>,
+    buf: Vec<u8>,
+    published: (u64, SerfState),
+}
+
+impl Task {
+    pub async fn run(mut self) {
+        let mut run = Run {
+            conns: HashMap::new(),
+            tasks: JoinSet::new(),
+            waiters: Waiters::default(),
+            failed: Vec::new(),
+            buf: Vec::with_capacity(RECV_BUFFER),
+            published: (u64::MAX, SerfState::Alive),
+        };
+        let mut recv = vec![0u8; RECV_BUFFER];
+        self.drain(&mut run);
+        loop {
+            let deadline = self.clock.deadline(self.serf.next_deadline());
+            let stop = tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    // Every handle is gone: nobody can use the node any more.
+                    None => true,
+                    Some(cmd) => self.command(&mut run, cmd),
+                },
+                r = self.udp.recv_from(&mut recv) => {
+                    if let Ok((n, from)) = r {
+                        self.datagram(&recv[..n], from);
+                        // More that are already queued, up to a batch.
+                        for _ in 1..BATCH {
+                            match self.udp.try_recv_from(&mut recv) {
+                                Ok((n, from)) => self.datagram(&recv[..n], from),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    false
+                }
+                msg = self.stream_events.recv() => {
+                    if let Some((id, msg)) = msg {
+                        self.stream_msg(&mut run, id, msg);
+                        for _ in 1..BATCH {
+                            match self.stream_events.try_recv() {
+                                Ok((id, msg)) => self.stream_msg(&mut run, id, msg),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    false
+                }
+                accepted = self.tcp.accept() => {
+                    if let Ok((stream, from)) = accepted {
+                        self.accept(&mut run, stream, from);
+                    }
+                    false
+                }
+                _ = tokio::time::sleep_until(deadline) => false,
+            };
+            if stop {
+                break;
+            }
+            // Timers run whenever they are due, whatever else keeps the task busy.
+            let now = self.clock.now();
+            if self.serf.next_deadline() <= now {
+                self.serf.handle_timeout(now);
+            }
+            self.drain(&mut run);
+        }
+        self.serf.shutdown();
+        run.tasks.abort_all();
+        for w in run.waiters.leaves.drain(..) {
+            let _ = w.send(Err(Error::Shutdown));
+        }
+        // The sockets close when `self` drops, before the shutdown's reply is seen.
+    }
+
+    fn datagram(&mut self, data: &[u8], from: SocketAddr) {
+        self.metrics.datagrams_received.fetch_add(1, Relaxed);
+        let now = self.clock.now();
+        self.serf.handle_datagram(now, from, data);
+    }
+
+    fn stream_msg(&mut self, run: &mut Run, id: StreamId, msg: StreamMsg) {
+        // Whatever a connection reports after the core closed it is of no interest.
+        if !run.conns.contains_key(&id) {
+            return;
+        }
+        let now = self.clock.now();
+        match msg {
+            StreamMsg::Frame(body, _permit) => {
+                self.serf.handle_stream(now, id, StreamEvent::Frame(&body));
+            }
+            StreamMsg::Closed => self.serf.handle_stream(now, id, StreamEvent::Closed),
+            StreamMsg::Failed => {
+                run.conns.remove(&id);
+                self.serf.handle_stream(now, id, StreamEvent::Failed);
+            }
+        }
+    }
+
+    fn accept(&mut self, run: &mut Run, stream: tokio::net::TcpStream, from: SocketAddr) {
+        let now = self.clock.now();
+        match self.serf.accept_stream(now, from) {
+            Some(id) => {
+                self.metrics.streams_accepted.fetch_add(1, Relaxed);
+                let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+                run.conns.insert(id, tx);
+                run.tasks
+                    .spawn(stream::run(id, stream, rx, self.stream_shared.clone()));
+            }
+            None => {
+                self.metrics.streams_refused.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Carries out a command; returns whether the task must stop.
+    fn command(&mut self, run: &mut Run, cmd: Command) -> bool {
+        let now = self.clock.now();
+        match cmd {
+            Command::Call(f) => f(&mut self.serf, now),
+            Command::Join {
+                seeds,
+                ignore_old,
+                reply,
+            } => match self.serf.join(now, &seeds, ignore_old) {
+                Ok(id) => {
+                    run.waiters.joins.insert(id.0, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Leave { reply } => match self.serf.leave(now) {
+                Ok(()) if self.serf.state() == SerfState::Left => {
+                    let _ = reply.send(Ok(()));
+                }
+                // Started now, or already under way: either way it ends with
+                // LeaveCompleted.
+                Ok(()) | Err(serf_proto::serf::SerfError::Leaving) => {
+                    run.waiters.leaves.push(reply)
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Query {
+                name,
+                payload,
+                params,
+                reply,
+            } => match self.serf.query(now, &name, &payload, &params) {
+                Ok(id) => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    run.waiters.queries.insert(id, tx);
+                    let _ = reply.send(Ok(rx));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Key { op, reply } => match op(&mut self.serf, now) {
+                Ok(id) => {
+                    run.waiters.keys.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Shutdown => return true,
+        }
+        false
+    }
+
+    /// Drains the core until its deadline, then republishes the member view if it moved.
+    fn drain(&mut self, run: &mut Run) {
+        loop {
+            match self.serf.poll_output(&mut run.buf) {
+                Output::Transmit { to } => match self.udp.try_send_to(&run.buf, to) {
+                    Ok(_) => {
+                        self.metrics.datagrams_sent.fetch_add(1, Relaxed);
+                    }
+                    // A full socket buffer (or an unreachable address) loses the
+                    // datagram, as the network could; the protocol copes.
+                    Err(_) => {
+                        self.metrics.datagrams_send_dropped.fetch_add(1, Relaxed);
+                    }
+                },
+                Output::OpenStream { id, to } => {
+                    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+                    run.conns.insert(id, tx);
+                    run.tasks.spawn(stream::run_outbound(
+                        id,
+                        to,
+                        self.connect_timeout,
+                        rx,
+                        self.stream_shared.clone(),
+                    ));
+                }
+                Output::SendFrame { id } => {
+                    if let Some(tx) = run.conns.get(&id)
+                        && tx.try_send(Write::Frame(run.buf.clone())).is_err()
+                    {
+                        self.metrics.stream_write_queue_full.fetch_add(1, Relaxed);
+                        run.conns.remove(&id);
+                        run.failed.push(id);
+                    }
+                }
+                Output::CloseStream { id } => {
+                    // Closing never waits: a full queue just drops, which aborts.
+                    if let Some(tx) = run.conns.remove(&id) {
+                        let _ = tx.try_send(Write::Close);
+                    }
+                }
+                Output::Event(e) => self.event(run, e),
+                Output::Timeout(_) => {
+                    if run.failed.is_empty() {
+                        break;
+                    }
+                    let now = self.clock.now();
+                    for id in std::mem::take(&mut run.failed) {
+                        self.serf.handle_stream(now, id, StreamEvent::Failed);
+                    }
+                }
+            }
+        }
+        self.publish(run);
+    }
+
+    /// Routes an event to whoever waits for it, or to the application.
+    fn event(&mut self, run: &mut Run, e: Event) {
+        match e {
+            Event::JoinCompleted { id, joined, failed } => {
+                if let Some(w) = run.waiters.joins.remove(&id.0) {
+                    let r = if joined > 0 {
+                        Ok(joined)
+                    } else {
+                        Err(Error::JoinFailed(failed))
+                    };
+                    let _ = w.send(r);
+                    return;
+                }
+                self.to_application(Event::JoinCompleted { id, joined, failed });
+            }
+            Event::LeaveCompleted => {
+                for w in run.waiters.leaves.drain(..) {
+                    let _ = w.send(Ok(()));
+                }
+                self.to_application(Event::LeaveCompleted);
+            }
+            Event::QueryAck { id, from } => {
+                if let Some(q) = run.waiters.queries.get(&id) {
+                    let _ = q.send(QueryEvent::Ack { from });
+                }
+            }
+            Event::QueryResponse { id, from, payload } => {
+                if let Some(q) = run.waiters.queries.get(&id) {
+                    let _ = q.send(QueryEvent::Response { from, payload });
+                }
+            }
+            Event::QueryDone {
+                id,
+                acks,
+                responses,
+                complete,
+            } => {
+                if let Some(q) = run.waiters.queries.remove(&id) {
+                    let _ = q.send(QueryEvent::Done {
+                        acks,
+                        responses,
+                        complete,
+                    });
+                }
+            }
+            Event::KeyResponse { id, response } => {
+                if let Some(w) = run.waiters.keys.remove(&id) {
+                    let _ = w.send(Ok(response));
+                }
+            }
+            // Snapshot records are not application events; the snapshot file is not
+            // written by this driver yet, so they are dropped here on purpose.
+            Event::Persist(_) => {}
+            other => self.to_application(other),
+        }
+    }
+
+    /// The application's queue never blocks the protocol: when it is full the event is
+    /// dropped and counted.
+    fn to_application(&self, e: Event) {
+        if self.events.try_send(e).is_err() {
+            self.metrics.events_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn publish(&mut self, run: &mut Run) {
+        let now = (self.serf.members_version(), self.serf.state());
+        if now == run.published {
+            return;
+        }
+        run.published = now;
+        let view = Members {
+            local: self.serf.local_member().clone(),
+            members: self.serf.members().cloned().collect(),
+            state: now.1,
+            version: now.0,
+        };
+        self.view.send_replace(Arc::new(view));
+    }
+}
