@@ -26,6 +26,9 @@ pub enum StartError {
         "bind address {0} is unspecified: set an advertise address other nodes can reach (Builder::advertise)"
     )]
     NoAdvertiseAddress(SocketAddr),
+    /// The snapshot file could not be read or written, or a line of it is corrupt.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotFileError),
     /// The OS gave no entropy for the node's random seed.
     #[error("no OS entropy for the random seed: {0}; pass one with Builder::seed")]
     Entropy(String),

@@ -37,16 +37,16 @@
 //! # }
 //! ```
 //!
-//! **Status**: UDP and TCP streams, the embedding API and its tests work; QUIC and TLS
-//! stream transports, snapshots on disk and the `serf` agent are still to come (issues 8
-//! and 9). Snapshot records ([`serf_proto::serf::Event::Persist`]) are not written yet:
-//! keep `Config::snapshot` off.
+//! **Status**: UDP and TCP streams, snapshots on disk ([`Builder::snapshot_path`]), the
+//! embedding API and its tests work; QUIC and TLS stream transports and the `serf` agent
+//! are still to come (issues 8 and 9).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod error;
 mod handle;
 mod metrics;
+pub mod snapshot;
 mod stream;
 mod task;
 
@@ -55,8 +55,9 @@ pub use handle::{Events, Members, QueryEvent, QueryStream, SerfHandle};
 pub use metrics::{DriverMetrics, DriverStats};
 
 use serf_proto::Serf;
-use serf_proto::serf::{Config, SnapshotState};
+use serf_proto::serf::Config;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
@@ -89,7 +90,7 @@ pub struct Builder {
     event_capacity: usize,
     seed: Option<u64>,
     frame_budget: usize,
-    snapshot: Option<SnapshotState>,
+    snapshot: Option<PathBuf>,
 }
 
 impl Builder {
@@ -148,10 +149,13 @@ impl Builder {
         self
     }
 
-    /// Resumes from a snapshot: clocks continue and the node rejoins the members it last
-    /// saw alive (see [`Serf::with_snapshot`]).
-    pub fn snapshot(mut self, snapshot: SnapshotState) -> Builder {
-        self.snapshot = Some(snapshot);
+    /// Keeps a snapshot file at `path` (Go's `snapshot_path`): the node's members and
+    /// clocks are appended to it, and at the next start it is replayed, so the node
+    /// rejoins the members it last saw alive without a seed and does not replay old
+    /// events. A torn last line is ignored; any other bad line stops the start with an
+    /// error naming the file and line.
+    pub fn snapshot_path(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.snapshot = Some(path.into());
         self
     }
 
@@ -170,15 +174,30 @@ impl Builder {
             Some(s) => s,
             None => getrandom::u64().map_err(|e| StartError::Entropy(e.to_string()))?,
         };
+        let mut config = self.config.clone();
+        let mut snapshot = None;
+        if let Some(path) = &self.snapshot {
+            config.snapshot = true;
+            let state = snapshot::replay(path, config.rejoin_after_leave)?;
+            snapshot = Some((path.clone(), state));
+        }
         let clock = task::Clock::new();
         let serf = Serf::with_snapshot(
-            self.config.clone(),
+            config.clone(),
             &self.name,
             advertise,
             seed,
             clock.now(),
-            self.snapshot.as_ref(),
+            snapshot.as_ref().map(|(_, s)| s),
         )?;
+        let snapshot_writer = match snapshot {
+            Some((path, state)) => Some(snapshot::Writer::start(
+                path,
+                state,
+                config.rejoin_after_leave,
+            )?),
+            None => None,
+        };
         let name = serf.local_name().clone();
         let max_frame = serf.max_frame_len();
         let initial = Arc::new(Members {
@@ -212,6 +231,7 @@ impl Builder {
             stream_shared: shared,
             stream_events: stream_rx,
             connect_timeout: connect_timeout(&self.config),
+            snapshot: snapshot_writer,
         };
         tokio::spawn(async move {
             task.run().await;

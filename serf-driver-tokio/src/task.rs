@@ -81,6 +81,7 @@ pub(crate) struct Task {
     pub stream_shared: StreamShared,
     pub stream_events: mpsc::Receiver<(StreamId, StreamMsg)>,
     pub connect_timeout: Duration,
+    pub snapshot: Option<crate::snapshot::Writer>,
 }
 
 /// Per-run state of the task.
@@ -162,7 +163,11 @@ impl Task {
         for w in run.waiters.leaves.drain(..) {
             let _ = w.send(Err(Error::Shutdown));
         }
-        // The sockets close when `self` drops, before the shutdown's reply is seen.
+        // The snapshot is flushed and synced before the shutdown's reply is seen, and
+        // the sockets close when `self` drops.
+        if let Some(thread) = self.snapshot.take().and_then(|w| w.finish()) {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 
     fn datagram(&mut self, data: &[u8], from: SocketAddr) {
@@ -368,9 +373,13 @@ impl Task {
                     let _ = w.send(Ok(response));
                 }
             }
-            // Snapshot records are not application events; the snapshot file is not
-            // written by this driver yet, so they are dropped here on purpose.
-            Event::Persist(_) => {}
+            // Snapshot records are not application events: they go to the snapshot file
+            // on a queue of their own that never drops.
+            Event::Persist(record) => {
+                if let Some(w) = &self.snapshot {
+                    w.append(record);
+                }
+            }
             other => self.to_application(other),
         }
     }

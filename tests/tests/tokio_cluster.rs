@@ -309,3 +309,46 @@ async fn shutdown_frees_the_port_at_once() {
     again.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_from_its_snapshot_rejoins_without_a_seed() {
+    let dir = std::env::temp_dir().join(format!("serf-it-snapshot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("node-3.snapshot");
+    let nodes = cluster(3, config()).await;
+    let start = |bind: SocketAddr| {
+        Builder::new("node-3")
+            .bind(bind)
+            .config(config())
+            .snapshot_path(&path)
+            .start()
+    };
+    let (h, _e) = start(LOOPBACK.parse().unwrap()).await.unwrap();
+    h.join(&[nodes[0].0.local_addr()], false).await.unwrap();
+    wait_until(Duration::from_secs(10), "node-3 seen by all", || {
+        nodes.iter().all(|(n, _)| alive(n) == 4)
+    })
+    .await;
+    // Flushed every 500 ms; a kill (no leave) then.
+    sleep(Duration::from_secs(1)).await;
+    let addr = h.local_addr();
+    h.shutdown().await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("alive: node-0 "),
+        "the snapshot holds the members:\n{text}"
+    );
+    // Back on the same address, with no join: the snapshot's members are rejoined.
+    let (h, _e) = start(addr).await.unwrap();
+    wait_until(Duration::from_secs(15), "node-3 back in every view", || {
+        alive(&h) == 4
+            && nodes
+                .iter()
+                .all(|(n, _)| status(n, "node-3") == Some(MemberStatus::Alive))
+    })
+    .await;
+    h.shutdown().await.unwrap();
+    shutdown_all(&nodes).await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
