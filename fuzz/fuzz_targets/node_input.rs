@@ -8,7 +8,7 @@ use std::time::Duration;
 
 fuzz_target!(|data: &[u8]| {
     let mut config = Config::default();
-    config.memberlist.checksum = false;
+    config.memberlist.checksum = None;
     config.memberlist.max_members = 32;
     let me: SocketAddr = "10.0.0.1:7946".parse().unwrap();
     let peer: SocketAddr = "10.0.0.2:7946".parse().unwrap();

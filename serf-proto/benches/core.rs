@@ -7,7 +7,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use serf_proto::memberlist::{Config, Memberlist};
 use serf_proto::transform::{OpenScratch, Transforms};
 use serf_proto::wire::{Alive, BodyIter, Message, WireMessage};
-use serf_proto::{Instant, Keyring, NodeRng, Output, SecretKey, StreamEvent};
+use serf_proto::{Checksum, Compressor, Instant, Keyring, NodeRng, Output, SecretKey, StreamEvent};
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -184,14 +184,14 @@ fn transforms(c: &mut Criterion) {
         (
             "crc32",
             Transforms {
-                checksum: true,
+                checksum: Some(Checksum::Crc32),
                 ..Transforms::default()
             },
         ),
         (
             "snappy",
             Transforms {
-                compression: true,
+                compression: Some(Compressor::Snappy),
                 ..Transforms::default()
             },
         ),
@@ -208,8 +208,8 @@ fn transforms(c: &mut Criterion) {
             "all",
             Transforms {
                 label: b"prod".to_vec(),
-                checksum: true,
-                compression: true,
+                checksum: Some(Checksum::Crc32),
+                compression: Some(Compressor::Snappy),
                 keyring: Some(key),
                 encrypt_outgoing: true,
                 require_encrypted_incoming: true,

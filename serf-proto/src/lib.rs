@@ -146,4 +146,4 @@ pub use output::{Output, StreamEvent, StreamId};
 pub use rng::NodeRng;
 pub use serf::Serf;
 pub use time::Instant;
-pub use transform::{Keyring, KeyringError, SecretKey};
+pub use transform::{Checksum, Compressor, Keyring, KeyringError, SecretKey};

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub dropped_checksum: u64,
     /// Packets or frames with a bad header, bad compression or over the size limit.
     pub dropped_malformed: u64,
+    /// Packets or frames using a checksum, compressor or encryption whose cargo feature
+    /// this build lacks (a peer configured with an algorithm we cannot read).
+    pub dropped_unsupported: u64,
     /// Messages that failed to decode.
     pub messages_malformed: u64,
     /// Messages of a type this node does not know (skipped).
@@ -115,8 +118,8 @@ impl Metrics {
             | TransformError::UnsupportedVersion(_)
             | TransformError::UnknownFlags(_)
             | TransformError::Compression
-            | TransformError::TooLarge
-            | TransformError::FeatureDisabled(_) => self.dropped_malformed += 1,
+            | TransformError::TooLarge => self.dropped_malformed += 1,
+            TransformError::FeatureDisabled(_) => self.dropped_unsupported += 1,
         }
     }
 }

@@ -31,8 +31,8 @@ fn packet(msgs: &[Vec<u8>]) -> Vec<u8> {
 
 fn plain() -> Config {
     Config {
-        checksum: false,
-        compression: false,
+        checksum: None,
+        compression: None,
         ..Config::lan()
     }
 }

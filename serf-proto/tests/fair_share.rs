@@ -16,8 +16,8 @@ fn addr(i: u32) -> SocketAddr {
 /// 400-byte user broadcast queued: (user messages, membership messages) per packet.
 fn first_gossip_packets(share: u8) -> Vec<(usize, usize)> {
     let config = Config {
-        checksum: false,
-        compression: false,
+        checksum: None,
+        compression: None,
         user_broadcast_share: share,
         push_pull_interval: Duration::ZERO,
         ..Config::lan()

@@ -15,7 +15,7 @@ fn addr(i: u8) -> SocketAddr {
 fn plain_config() -> Config {
     // No checksum, so mutations reach the decoders instead of failing the CRC.
     Config {
-        checksum: false,
+        checksum: None,
         max_members: 64,
         ..Config::lan()
     }

@@ -44,8 +44,8 @@ fn suspect(name: &str, inc: u32, from: &str) -> Vec<u8> {
 
 fn plain() -> Config {
     Config {
-        checksum: false,
-        compression: false,
+        checksum: None,
+        compression: None,
         ..Config::lan()
     }
 }

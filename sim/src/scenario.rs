@@ -174,8 +174,10 @@ pub struct ConfigOverrides {
         skip_serializing_if = "Option::is_none"
     )]
     pub leave_timeout: Option<Duration>,
+    /// `true` for the default compressor (`Compressor::preferred`), `false` for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<bool>,
+    /// `true` for the default checksum (`Checksum::preferred`), `false` for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<bool>,
     /// Encrypt with a fixed test key (XChaCha20-Poly1305).
@@ -221,10 +223,14 @@ impl ConfigOverrides {
             max_queue_depth,
             user_broadcast_share,
             leave_timeout,
-            compression,
-            checksum,
             label
         );
+        if let Some(on) = self.compression {
+            c.compression = serf_proto::Compressor::preferred().filter(|_| on);
+        }
+        if let Some(on) = self.checksum {
+            c.checksum = serf_proto::Checksum::preferred().filter(|_| on);
+        }
         if self.encryption == Some(true) {
             c.keyring = Some(serf_proto::Keyring::new(serf_proto::SecretKey([7; 32])));
         }

@@ -1,7 +1,7 @@
 //! Configuration of the memberlist layer, with the LAN, WAN and Local presets of Go
 //! memberlist (`config.go`, `DefaultLANConfig` and friends).
 
-use crate::transform::Keyring;
+use crate::transform::{Checksum, Compressor, Keyring};
 use core::time::Duration;
 
 /// Settings of the SWIM + Lifeguard layer. Start from [`Config::lan`], [`Config::wan`] or
@@ -53,10 +53,16 @@ pub struct Config {
     pub label: String,
     /// Accept unlabeled traffic as if labeled (to introduce a label without downtime).
     pub skip_inbound_label_check: bool,
-    /// Add a CRC-32 to unencrypted packets (feature `crc32`).
-    pub checksum: bool,
-    /// Compress packets with Snappy when smaller (feature `snappy`).
-    pub compression: bool,
+    /// The checksum added to unencrypted packets and frames (encrypted ones are
+    /// authenticated by the cipher); `None` for none. Each algorithm is a cargo feature.
+    /// Receivers read whatever the packet's header names, so this may differ across the
+    /// cluster as long as every node has the features. Default: [`Checksum::preferred`],
+    /// the best-measured one compiled in (see the README's transform table).
+    pub checksum: Option<Checksum>,
+    /// The compressor of packets and frames, used only when it makes them smaller; `None`
+    /// for none. Each algorithm is a cargo feature; receivers read whatever the header
+    /// names. Default: [`Compressor::preferred`], the best-measured one compiled in.
+    pub compression: Option<Compressor>,
     /// Encryption keys (feature `encryption`). `None` sends plaintext.
     pub keyring: Option<Keyring>,
     /// Encrypt outgoing traffic when a keyring is set (Go's `GossipVerifyOutgoing`).
@@ -116,8 +122,8 @@ impl Config {
             max_meta_size: 512,
             label: String::new(),
             skip_inbound_label_check: false,
-            checksum: cfg!(feature = "crc32"),
-            compression: cfg!(feature = "snappy"),
+            checksum: Checksum::preferred(),
+            compression: Compressor::preferred(),
             keyring: None,
             encrypt_outgoing: true,
             require_encrypted_incoming: true,
@@ -233,11 +239,11 @@ impl Config {
         if self.user_broadcast_share > 100 {
             return Err(ConfigError::Share(self.user_broadcast_share));
         }
-        if self.checksum && !cfg!(feature = "crc32") {
-            return Err(ConfigError::FeatureDisabled("crc32", "checksum"));
+        if let Some(c) = self.checksum.filter(|c| !c.is_available()) {
+            return Err(ConfigError::FeatureDisabled(c.feature(), "checksum"));
         }
-        if self.compression && !cfg!(feature = "snappy") {
-            return Err(ConfigError::FeatureDisabled("snappy", "compression"));
+        if let Some(c) = self.compression.filter(|c| !c.is_available()) {
+            return Err(ConfigError::FeatureDisabled(c.feature(), "compression"));
         }
         if self.keyring.is_some() && !cfg!(feature = "encryption") {
             return Err(ConfigError::FeatureDisabled("encryption", "keyring"));

@@ -1,16 +1,21 @@
 //! Byte-to-byte transforms applied to every packet and stream frame: cluster label,
 //! checksum, compression and encryption.
 //!
-//! Each transform is a pure function over bytes and a cargo feature (`crc32`, `snappy`,
-//! `encryption`). A packet is:
+//! Each transform is a pure function over bytes and each algorithm a cargo feature:
+//! checksums `crc32`, `xxhash64`, `xxhash32`, `xxhash3`, `murmur3` ([`Checksum`]);
+//! compressors `snappy`, `lz4`, `brotli`, `zstd` ([`Compressor`]); `encryption`. A packet is:
 //!
 //! ```text
 //! header: [version][flags][label len][label]          see label.rs
 //! then, if encrypted:  [nonce 24][ciphertext][tag 16] (associated data = header)
 //!       the plaintext (or the rest, if not encrypted):
-//!         [crc32 BE 4]   if FLAG_CRC32: over header + data
-//!         data           Snappy-compressed if FLAG_SNAPPY, else the message body
+//!         [digest BE 4 or 8]  if the flags name a checksum: over header + data
+//!         data                compressed if the flags name a compressor, else the body
 //! ```
+//!
+//! The flags name the algorithms, so a receiver needs no configuration to read a packet:
+//! with the algorithm's feature it decodes it, without it refuses it with
+//! [`TransformError::FeatureDisabled`] (counted in `Metrics::dropped_unsupported`).
 //!
 //! On the way out the body is compressed (kept only if smaller), checksummed when not
 //! encrypted (the AEAD tag already authenticates), then encrypted with the primary key.
@@ -20,10 +25,12 @@ pub mod compress;
 pub mod encrypt;
 pub mod label;
 
+pub use checksum::Checksum;
+pub use compress::Compressor;
 pub use encrypt::{Keyring, KeyringError, SecretKey};
 
 use crate::rng::NodeRng;
-use label::{FLAG_CRC32, FLAG_ENCRYPTED, FLAG_SNAPPY};
+use label::FLAG_ENCRYPTED;
 
 /// Why a packet or frame was refused. Every variant is counted in the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -61,8 +68,9 @@ pub enum TransformError {
     /// The content is larger than allowed.
     #[error("content larger than the limit")]
     TooLarge,
-    /// The packet uses a transform compiled out of this build.
-    #[error("the `{0}` feature is not compiled in")]
+    /// The packet uses a transform compiled out of this build; the cargo feature of
+    /// `serf-proto` that reads it is named.
+    #[error("the packet needs the `{0}` feature of serf-proto, which this build lacks")]
     FeatureDisabled(&'static str),
 }
 
@@ -74,10 +82,10 @@ pub struct Transforms {
     /// Accept unlabeled packets as if they carried our label (for migrating a cluster to a
     /// label, as Go's `SkipInboundLabelCheck`).
     pub skip_inbound_label_check: bool,
-    /// Add a CRC-32 to unencrypted packets.
-    pub checksum: bool,
-    /// Compress when it makes the packet smaller.
-    pub compression: bool,
+    /// The checksum added to unencrypted packets; `None` for none.
+    pub checksum: Option<Checksum>,
+    /// The compressor, used when it makes the packet smaller; `None` for none.
+    pub compression: Option<Compressor>,
     /// The keyring; `None` disables encryption.
     pub keyring: Option<Keyring>,
     /// Encrypt outgoing traffic when a keyring is set (Go's `GossipVerifyOutgoing`).
@@ -110,8 +118,9 @@ impl Transforms {
         cfg!(feature = "encryption") && self.encrypt_outgoing && self.keyring.is_some()
     }
 
-    fn checksumming(&self) -> bool {
-        cfg!(feature = "crc32") && self.checksum && !self.encrypting()
+    fn checksumming(&self) -> Option<Checksum> {
+        self.checksum
+            .filter(|c| c.is_available() && !self.encrypting())
     }
 
     /// The most bytes the transforms add to a body (compression only shrinks).
@@ -120,8 +129,8 @@ impl Transforms {
         if self.encrypting() {
             n += encrypt::OVERHEAD;
         }
-        if self.checksumming() {
-            n += 4;
+        if let Some(c) = self.checksumming() {
+            n += c.len();
         }
         n
     }
@@ -138,25 +147,29 @@ impl Transforms {
         out.clear();
         let mut flags = 0u8;
         let mut data = body;
-        if self.compression && cfg!(feature = "snappy") && body.len() > 32 {
+        // Below 32 bytes no compressor saves anything on gossip.
+        let compressor = self
+            .compression
+            .filter(|c| c.is_available() && body.len() > 32);
+        if let Some(c) = compressor {
             scratch.clear();
-            compress::compress(body, scratch)?;
+            c.compress(body, scratch)?;
             if scratch.len() < body.len() {
                 data = scratch;
-                flags |= FLAG_SNAPPY;
+                flags |= c.flags();
             }
         }
         let encrypting = self.encrypting();
+        let checksum = self.checksumming();
         if encrypting {
             flags |= FLAG_ENCRYPTED;
-        } else if self.checksumming() {
-            flags |= FLAG_CRC32;
+        } else if let Some(c) = checksum {
+            flags |= c.flags();
         }
         label::write_header(out, flags, &self.label);
         let header_len = out.len();
-        if flags & FLAG_CRC32 != 0 {
-            let crc = checksum::crc32(&out[..header_len], data);
-            out.extend_from_slice(&crc.to_be_bytes());
+        if let (false, Some(c)) = (encrypting, checksum) {
+            c.append_after_header(out, data)?;
         }
         out.extend_from_slice(data);
         if encrypting {
@@ -229,22 +242,12 @@ impl Transforms {
             rest
         };
 
-        if header.flags & FLAG_CRC32 != 0 {
-            if !cfg!(feature = "crc32") {
-                return Err(TransformError::FeatureDisabled("crc32"));
-            }
-            if data.len() < 4 {
-                return Err(TransformError::Truncated);
-            }
-            let want = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
-            data = &data[4..];
-            if checksum::crc32(header_bytes, data) != want {
-                return Err(TransformError::ChecksumMismatch);
-            }
+        if let Some(c) = header.checksum {
+            data = c.verify(header_bytes, data)?;
         }
 
-        if header.flags & FLAG_SNAPPY != 0 {
-            compress::decompress(data, decompressed, max_body)?;
+        if let Some(c) = header.compression {
+            c.decompress(data, decompressed, max_body)?;
             Ok(decompressed)
         } else if data.len() > max_body {
             Err(TransformError::TooLarge)
@@ -282,8 +285,8 @@ mod tests {
     fn all_on(label: &str) -> Transforms {
         Transforms {
             label: label.as_bytes().to_vec(),
-            checksum: true,
-            compression: true,
+            checksum: Checksum::preferred(),
+            compression: Compressor::preferred(),
             keyring: Some(Keyring::new(SecretKey([3; 32]))),
             encrypt_outgoing: true,
             require_encrypted_incoming: true,
@@ -291,15 +294,67 @@ mod tests {
         }
     }
 
+    /// No transforms, all of them, and every compiled-in checksum with every compiled-in
+    /// compressor (unencrypted, so the checksum is used) or alone.
     fn variants() -> Vec<Transforms> {
         let mut v = vec![Transforms::default(), all_on(""), all_on("prod")];
-        v.push(Transforms {
-            checksum: true,
-            compression: true,
+        let checksums = Checksum::ALL.into_iter().filter(|c| c.is_available());
+        for checksum in checksums.map(Some).chain([None]) {
+            let compressors = Compressor::ALL.into_iter().filter(|c| c.is_available());
+            for compression in compressors.map(Some).chain([None]) {
+                v.push(Transforms {
+                    checksum,
+                    compression,
+                    label: b"x".to_vec(),
+                    ..Transforms::default()
+                });
+            }
+        }
+        for compression in Compressor::ALL.into_iter().filter(|c| c.is_available()) {
+            v.push(Transforms {
+                compression: Some(compression),
+                ..all_on("enc")
+            });
+        }
+        v
+    }
+
+    #[test]
+    fn the_receiver_reads_whatever_algorithms_the_flags_name() {
+        let mut rng = NodeRng::new(1);
+        let (mut s, mut out, mut os) = (Vec::new(), Vec::new(), OpenScratch::default());
+        let body: Vec<u8> = b"alive node-17 10.0.0.17:7946 ".repeat(20);
+        let receiver = Transforms {
             label: b"x".to_vec(),
             ..Transforms::default()
-        });
-        v
+        };
+        for sender in variants().into_iter().filter(|t| t.label == b"x") {
+            sender.seal(&body, &mut rng, &mut s, &mut out).unwrap();
+            let header = label::read_header(&out).unwrap();
+            assert_eq!(header.compression, sender.compression);
+            assert_eq!(header.checksum, sender.checksum);
+            assert_eq!(receiver.open(&out, &mut os, 4096).unwrap(), &body[..]);
+        }
+    }
+
+    #[test]
+    fn algorithms_compiled_out_are_refused_by_name() {
+        let mut os = OpenScratch::default();
+        let t = Transforms::default();
+        for c in Checksum::ALL.into_iter().filter(|c| !c.is_available()) {
+            let packet = [label::VERSION, c.flags(), 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3];
+            assert_eq!(
+                t.open(&packet, &mut os, 1400),
+                Err(TransformError::FeatureDisabled(c.feature()))
+            );
+        }
+        for c in Compressor::ALL.into_iter().filter(|c| !c.is_available()) {
+            let packet = [label::VERSION, c.flags(), 9, 0, 0, 0, 1, 2, 3];
+            assert_eq!(
+                t.open(&packet, &mut os, 1400),
+                Err(TransformError::FeatureDisabled(c.feature()))
+            );
+        }
     }
 
     #[test]
@@ -333,19 +388,24 @@ mod tests {
 
     #[test]
     fn checksum_detects_corruption_and_covers_the_label() {
-        let t = Transforms {
-            checksum: true,
-            label: b"lbl".to_vec(),
-            ..Transforms::default()
-        };
         let mut rng = NodeRng::new(1);
         let (mut s, mut out, mut os) = (Vec::new(), Vec::new(), OpenScratch::default());
-        t.seal(b"some body bytes", &mut rng, &mut s, &mut out)
-            .unwrap();
-        for i in 0..out.len() {
-            let mut bad = out.clone();
-            bad[i] ^= 0x10;
-            assert!(t.open(&bad, &mut os, 1400).is_err(), "flip at {i} accepted");
+        for c in Checksum::ALL.into_iter().filter(|c| c.is_available()) {
+            let t = Transforms {
+                checksum: Some(c),
+                label: b"lbl".to_vec(),
+                ..Transforms::default()
+            };
+            t.seal(b"some body bytes", &mut rng, &mut s, &mut out)
+                .unwrap();
+            for i in 0..out.len() {
+                let mut bad = out.clone();
+                bad[i] ^= 0x10;
+                assert!(
+                    t.open(&bad, &mut os, 1400).is_err(),
+                    "{c:?}: flip at {i} accepted"
+                );
+            }
         }
     }
 
@@ -364,8 +424,11 @@ mod tests {
 
     proptest! {
         #[test]
-        fn seal_open_roundtrip(body in proptest::collection::vec(any::<u8>(), 0..2000), which in 0usize..4, seed: u64) {
-            let t = &variants()[which];
+        fn seal_open_roundtrip(body in proptest::collection::vec(any::<u8>(), 0..1300), repeat in 1usize..4, which: usize, seed: u64) {
+            // Repeated, so the compressors have something to shrink.
+            let body = body.repeat(repeat);
+            let v = variants();
+            let t = &v[which % v.len()];
             let mut rng = NodeRng::new(seed);
             let (mut s, mut out, mut os) = (Vec::new(), Vec::new(), OpenScratch::default());
             t.seal(&body, &mut rng, &mut s, &mut out).unwrap();
@@ -374,8 +437,9 @@ mod tests {
         }
 
         #[test]
-        fn open_never_panics(packet in proptest::collection::vec(any::<u8>(), 0..600), which in 0usize..4) {
-            let t = &variants()[which];
+        fn open_never_panics(packet in proptest::collection::vec(any::<u8>(), 0..600), which: usize) {
+            let v = variants();
+            let t = &v[which % v.len()];
             let mut os = OpenScratch::default();
             if let Ok(b) = t.open(&packet, &mut os, 1024) {
                 prop_assert!(b.len() <= 1024);
@@ -383,8 +447,9 @@ mod tests {
         }
 
         #[test]
-        fn mutated_packets_never_panic(body in proptest::collection::vec(any::<u8>(), 0..500), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4), which in 0usize..4) {
-            let t = &variants()[which];
+        fn mutated_packets_never_panic(body in proptest::collection::vec(any::<u8>(), 0..500), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4), which: usize) {
+            let v = variants();
+            let t = &v[which % v.len()];
             let mut rng = NodeRng::new(9);
             let (mut s, mut out, mut os) = (Vec::new(), Vec::new(), OpenScratch::default());
             t.seal(&body, &mut rng, &mut s, &mut out).unwrap();
