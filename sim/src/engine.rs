@@ -245,6 +245,9 @@ pub struct Simulation<N: SimNode> {
     pub(crate) streams: crate::streams::Streams,
     /// Slow faults in force: their id, the nodes still slow by them, the delay range.
     pub(crate) slow_faults: Vec<(FaultId, Vec<u32>, (Duration, Duration))>,
+    /// Timed `network` actions in force (with `for`): faults until they end, unlike an
+    /// untimed change, which is the network from then on.
+    pub(crate) timed_link_faults: Vec<FaultId>,
     /// When the network was last split, once it no longer is (`None` while split or if
     /// it never was).
     pub(crate) split_ended: Option<Instant>,
@@ -368,6 +371,7 @@ impl<N: SimNode> Simulation<N> {
             ops: Vec::new(),
             streams: Default::default(),
             slow_faults: Vec::new(),
+            timed_link_faults: Vec::new(),
             split_ended: None,
             split_aftermath: crate::invariants::longest_suspicion(&ml_config, n)
                 + ml_config.probe_interval,

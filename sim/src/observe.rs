@@ -249,7 +249,9 @@ impl<N: SimNode> Simulation<N> {
                 .is_some_and(|t| self.now - t <= self.split_aftermath)
     }
 
-    /// The faults in force, in words, if any (then convergence is not expected).
+    /// The faults in force, in words, if any (then convergence is not expected): a
+    /// partition or cut, slow or paused nodes, and timed `network` changes (a loss
+    /// window is a fault until its `for` ends).
     pub(crate) fn faults_active(&self) -> Option<String> {
         let now = self.now;
         let impaired = self
@@ -257,12 +259,19 @@ impl<N: SimNode> Simulation<N> {
             .iter()
             .filter(|h| h.running() && h.impaired(now))
             .count();
-        match (self.net.is_split(), impaired) {
-            (false, 0) => None,
-            (true, 0) => Some("a partition or cut".into()),
-            (false, k) => Some(format!("{k} slow or paused nodes")),
-            (true, k) => Some(format!("a partition or cut and {k} slow or paused nodes")),
+        let mut faults = Vec::new();
+        if self.net.is_split() {
+            faults.push("a partition or cut".to_string());
         }
+        if impaired > 0 {
+            faults.push(format!("{impaired} slow or paused nodes"));
+        }
+        match self.timed_link_faults.len() {
+            0 => {}
+            1 => faults.push("a timed network change".into()),
+            k => faults.push(format!("{k} timed network changes")),
+        }
+        (!faults.is_empty()).then(|| faults.join(" and "))
     }
 
     pub(crate) fn check_convergence(&mut self, epoch: u64) {

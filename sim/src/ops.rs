@@ -512,11 +512,13 @@ impl<N: SimNode> Simulation<N> {
                 let id = idx as FaultId;
                 self.net.change_link(id, link);
                 if let Some(l) = lasts {
+                    self.timed_link_faults.push(id);
                     self.add_op(now + l, OpKind::EndLinkChange { id }, None);
                 }
             }
             OpKind::EndLinkChange { id } => {
                 self.trace_op(15, &[id as u32]);
+                self.timed_link_faults.retain(|&f| f != id);
                 disturb = self.net.end_link_change(id);
             }
             OpKind::UserEvent { from } | OpKind::Query { from } => {
