@@ -242,6 +242,10 @@ pub struct Simulation<N: SimNode> {
     pub(crate) groups: BTreeMap<String, Vec<u32>>,
     pub(crate) labels: BTreeMap<String, Vec<u32>>,
     pub(crate) ops: Vec<crate::ops::Op>,
+    /// The action whose operations are being planned or fired (`None`: the bootstrap).
+    pub(crate) firing_action: Option<usize>,
+    /// What the scenario asked for that could not happen at run time.
+    pub(crate) warnings: Vec<String>,
     pub(crate) streams: crate::streams::Streams,
     /// Slow faults in force: their id, the nodes still slow by them, the delay range.
     pub(crate) slow_faults: Vec<(FaultId, Vec<u32>, (Duration, Duration))>,
@@ -369,6 +373,8 @@ impl<N: SimNode> Simulation<N> {
             groups: BTreeMap::new(),
             labels: BTreeMap::new(),
             ops: Vec::new(),
+            firing_action: None,
+            warnings: Vec::new(),
             streams: Default::default(),
             slow_faults: Vec::new(),
             timed_link_faults: Vec::new(),

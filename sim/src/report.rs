@@ -247,6 +247,10 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// Expectations.
     pub expectations: Vec<ExpectResult>,
+    /// What the scenario asked for that could not happen at run time, in order (e.g. a
+    /// `start` of a node still running or still leaving): each says when and which
+    /// action.
+    pub warnings: Vec<String>,
     /// Convergence.
     pub convergence: Convergence,
     /// Failure detection.
@@ -473,6 +477,7 @@ impl<N: SimNode> Simulation<N> {
             passed: false,
             violations: self.violations.clone(),
             expectations: Vec::new(),
+            warnings: self.warnings.clone(),
             convergence,
             detection,
             false_positives,
@@ -599,7 +604,8 @@ impl<N: SimNode> Simulation<N> {
             ExpectKind::Delivery => {
                 let d = &r.user_events;
                 let min = e.completeness.unwrap_or(1.0);
-                let mut ok = d.completeness >= min;
+                // None sent (every sender down when its turn came): 100% of nothing.
+                let mut ok = d.sent > 0 && d.completeness >= min;
                 if let Some(p) = e.p99_max {
                     ok &= d.latency.p99 <= p.as_secs_f64();
                 }
@@ -613,11 +619,15 @@ impl<N: SimNode> Simulation<N> {
                         ))
                     ),
                     ok,
-                    detail: format!(
-                        "{:.2}% reached, p99 {:.2}s",
-                        d.completeness * 100.0,
-                        d.latency.p99
-                    ),
+                    detail: if d.sent == 0 {
+                        "no user event was sent (see the warnings)".to_string()
+                    } else {
+                        format!(
+                            "{:.2}% reached, p99 {:.2}s",
+                            d.completeness * 100.0,
+                            d.latency.p99
+                        )
+                    },
                 }
             }
             ExpectKind::Queries => {
@@ -634,7 +644,11 @@ impl<N: SimNode> Simulation<N> {
                     q.finished_complete as f64 / q.sent as f64
                 };
                 let mut what = format!("queries answered by {:.1}% of live nodes", min * 100.0);
-                let mut detail = format!("{:.2}% answered", answered * 100.0);
+                let mut detail = if q.sent == 0 {
+                    "no query was sent (see the warnings)".to_string()
+                } else {
+                    format!("{:.2}% answered", answered * 100.0)
+                };
                 if let Some(e) = e.ended_early {
                     what += &format!(", {:.1}% ended early with every answer", e * 100.0);
                     detail += &format!(
@@ -650,7 +664,7 @@ impl<N: SimNode> Simulation<N> {
                 }
                 ExpectResult {
                     what,
-                    ok: answered >= min && e.ended_early.is_none_or(|m| early >= m),
+                    ok: q.sent > 0 && answered >= min && e.ended_early.is_none_or(|m| early >= m),
                     detail,
                 }
             }
@@ -809,6 +823,9 @@ impl Report {
                 if e.ok { "expect OK" } else { "expect FAILED" },
                 format!("{}: {}", e.what, e.detail),
             );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
         }
         for v in &self.violations {
             let _ = writeln!(

@@ -170,3 +170,66 @@ fn suspicions_a_cut_started_are_not_false_positives_after_it_heals() {
     assert!(r.false_positives.during_partition > 0);
     assert!(r.passed, "{}", r.table());
 }
+
+/// Issue 11, item 3: a `start` of a node that is running, or still leaving, is skipped
+/// with a warning in the report and the JSON (it was skipped without a word, which hid
+/// leaves that never completed).
+#[test]
+fn a_start_of_a_running_or_leaving_node_is_a_warning() {
+    let mut s = Scenario::new("start-running", 10, secs(60));
+    s.invariants.convergence = false;
+    let mut leave = Action::new(secs(20), ActionKind::Leave, list(&[4]));
+    leave.label = Some("leaving".into());
+    s.actions.push(leave);
+    // 1 ms later the leave is still being gossiped.
+    s.actions.push(Action::new(
+        Duration::from_millis(20_001),
+        ActionKind::Start,
+        Some(NodeSet::Label("leaving".into())),
+    ));
+    s.actions
+        .push(Action::new(secs(30), ActionKind::Start, list(&[3, 7])));
+    let r = run_ml(&s, 1);
+    assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].starts_with("at 20.001s: action 1 (Start) skips a node it names: node 4 (still leaving: its leave has not completed)"),
+        "{}",
+        r.warnings[0]
+    );
+    assert!(
+        r.warnings[1]
+            .contains("action 2 (Start) skips nodes it names: node 3 (running), node 7 (running)"),
+        "{}",
+        r.warnings[1]
+    );
+    assert!(r.table().contains("warning: at 20.001s"));
+    assert!(r.to_json().contains("\"warnings\""));
+    // A warning is no failure.
+    assert!(r.passed, "{}", r.table());
+}
+
+/// Issue 11, item 3: user events whose every sender is down are not sent; the
+/// `delivery` expectation fails instead of passing as 100% of nothing.
+#[test]
+fn a_delivery_expectation_with_nothing_sent_fails() {
+    let mut s = Scenario::new("no-sender", 10, secs(60));
+    s.invariants.convergence = false;
+    s.actions
+        .push(Action::new(secs(10), ActionKind::Crash, list(&[5])));
+    let mut ev = Action::new(secs(20), ActionKind::UserEvents, list(&[5]));
+    ev.count = Some(2);
+    s.actions.push(ev);
+    s.expect.push(Expectation::new(ExpectKind::Delivery));
+    let r = run_ml(&s, 1);
+    assert_eq!(r.user_events.sent, 0);
+    assert!(!r.passed);
+    assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].contains(
+            "action 1 (UserEvents) sends no user event: none of its senders ([5]) is running"
+        ),
+        "{}",
+        r.warnings[0]
+    );
+    assert!(r.expectations[0].detail.contains("no user event was sent"));
+}
