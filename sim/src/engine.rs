@@ -258,6 +258,10 @@ pub struct Simulation<N: SimNode> {
     /// How long after a split ends failure reports are still put down to it: the
     /// longest suspicion timeout plus a probe interval.
     pub(crate) split_aftermath: Duration,
+    /// When failure reports were put down to partitions: (start, end or `None` while a
+    /// split is in force, splits merged into it). A split that starts before the
+    /// previous one's aftermath ended joins its span.
+    pub(crate) uncounted: Vec<(Instant, Option<Instant>, u32)>,
     pub(crate) epoch: u64,
     pub(crate) last_disturbance: Instant,
     /// The convergence invariant's fate for the last quiet period.
@@ -381,6 +385,7 @@ impl<N: SimNode> Simulation<N> {
             split_ended: None,
             split_aftermath: crate::invariants::longest_suspicion(&ml_config, n)
                 + ml_config.probe_interval,
+            uncounted: Vec::new(),
             ml_config,
             epoch: 0,
             last_disturbance: Instant::ZERO,
@@ -477,10 +482,24 @@ impl<N: SimNode> Simulation<N> {
     /// Call after a partition, cut or heal: notes when the network stopped being split.
     pub(crate) fn split_changed(&mut self, was_split: bool) {
         let split = self.net.is_split();
+        let now = self.now;
         if was_split && !split {
-            self.split_ended = Some(self.now);
+            self.split_ended = Some(now);
+            if let Some(last) = self.uncounted.last_mut() {
+                last.1 = Some(now + self.split_aftermath);
+            }
         } else if split {
             self.split_ended = None;
+            if !was_split {
+                match self.uncounted.last_mut() {
+                    // Healed for less than the aftermath: one span.
+                    Some(last) if last.1.is_some_and(|end| end >= now) => {
+                        last.1 = None;
+                        last.2 += 1;
+                    }
+                    _ => self.uncounted.push((now, None, 1)),
+                }
+            }
         }
     }
 

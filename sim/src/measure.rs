@@ -61,6 +61,9 @@ pub struct CrashRecord {
     pub all_failed: Option<f64>,
     /// It came back before every view had failed it.
     pub restarted_first: bool,
+    /// Another crash's detection was running at the same time (a mass crash): the
+    /// probes of the two overlap, so SWIM's one-failure analysis does not describe it.
+    pub concurrent: bool,
 }
 
 /// One user event or query.
@@ -152,6 +155,10 @@ impl Recorder {
     /// Records a crash of `node` at `now`.
     pub fn crashed(&mut self, node: u32, now: Instant, held_by: u32) {
         let i = self.crashes.len();
+        let concurrent = !self.pending.is_empty();
+        for &k in self.pending.values() {
+            self.crashes[k].concurrent = true;
+        }
         self.crashes.push(CrashRecord {
             node,
             at: now.as_duration().as_secs_f64(),
@@ -159,6 +166,7 @@ impl Recorder {
             first_failed: None,
             all_failed: (held_by == 0).then_some(0.0),
             restarted_first: false,
+            concurrent,
         });
         if held_by > 0 {
             self.pending.insert(node, i);

@@ -289,9 +289,15 @@ impl<N: SimNode> Simulation<N> {
         }
         self.convergence_check = ConvergenceCheck::Violated(self.now);
         let detail = match self.views.first_disagreement() {
-            Some((s, alive_in, up)) => format!(
+            Some((s, alive_in, _)) => format!(
                 "e.g. node {s} ({}) is a member in {alive_in} of {} live views",
-                if up { "up" } else { "down" },
+                match self.hosts[s as usize].status {
+                    Status::Up => "up",
+                    // Not a member in the truth, but its process still runs.
+                    Status::Leaving => "leaving, still running: its leave has not completed",
+                    Status::NotStarted => "never started",
+                    Status::Down => "down",
+                },
                 self.views.up_count()
             ),
             None => String::new(),

@@ -370,3 +370,26 @@ fn a_timed_network_fault_is_in_force_until_it_ends() {
         crate::observe::ConvergenceCheck::Due(Instant::from_secs(130))
     );
 }
+
+/// Issue 11, item 4: a node whose leave never completed still runs; the convergence
+/// violation must not call it "down".
+#[test]
+fn a_node_stuck_leaving_is_not_described_as_down() {
+    let mut s = Scenario::new("stuck-leaving", 10, secs(60));
+    s.invariants.convergence_deadline = Some(secs(5));
+    let mut sim = sim(&s);
+    run_to(&mut sim, secs(30));
+    // What a leave that never completes looks like: out of the truth, still running,
+    // and every view still holds it (no leave message went out).
+    sim.leave_truth(4);
+    sim.hosts[4].status = crate::engine::Status::Leaving;
+    sim.disturbed();
+    assert!(!sim.run_until(Instant::from_secs(40), &mut |_| {}));
+    let v = &sim.violations()[0];
+    assert!(
+        v.message
+            .contains("node 4 (leaving, still running: its leave has not completed) is a member in 9 of 9 live views"),
+        "{}",
+        v.message
+    );
+}
