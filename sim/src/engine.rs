@@ -300,6 +300,15 @@ impl<N: SimNode> Simulation<N> {
                 N::KIND
             ));
         }
+        if !N::KEY_OPS
+            && let Some(i) = scenario.actions.iter().position(|a| a.key.is_some())
+        {
+            return Err(format!(
+                "action {i} ({:?}): keyring operations need the Serf layer (`layer = \"serf\"` \
+                 or --layer serf), which runs them across the cluster as queries",
+                scenario.actions[i].kind
+            ));
+        }
         let n = scenario.nodes;
         let ml_config = scenario.config.build(scenario.profile);
         let config = N::configure(ml_config.clone(), &scenario.serf)?;

@@ -182,6 +182,16 @@ impl<N: SimNode> Simulation<N> {
                     self.pending_shutdown.push(i);
                 }
             }
+            SimEvent::KeyDone {
+                nodes,
+                answered,
+                errors,
+            } => {
+                self.trace.word(12 | u64::from(i) << 8);
+                self.trace
+                    .word(nodes as u64 | (answered as u64) << 21 | (errors as u64) << 42);
+                self.rec.key_done(i, now, nodes, answered, errors);
+            }
             SimEvent::NameConflict => {
                 self.trace.word(8 | u64::from(i) << 8);
                 self.rec.name_conflicts += 1;

@@ -2,7 +2,7 @@
 
 use crate::engine::{Ev, Host, Simulation, Status, addr_of};
 use crate::network::{FaultId, LinkOverride, NodeBits};
-use crate::node::SimNode;
+use crate::node::{KeyOp, SimNode};
 use crate::scenario::{ActionKind, NodeSet};
 use core::time::Duration;
 use serf_proto::Instant;
@@ -103,6 +103,11 @@ pub(crate) enum OpKind {
     Query {
         from: NodeSet,
     },
+    Key {
+        nodes: NodeSet,
+        op: KeyOp,
+        key: u8,
+    },
 }
 
 impl<N: SimNode> Simulation<N> {
@@ -183,6 +188,17 @@ impl<N: SimNode> Simulation<N> {
                     link: a.link(),
                     lasts: a.lasts,
                 },
+                ActionKind::InstallKey | ActionKind::UseKey | ActionKind::RemoveKey => {
+                    OpKind::Key {
+                        nodes,
+                        op: match a.kind {
+                            ActionKind::InstallKey => KeyOp::Install,
+                            ActionKind::UseKey => KeyOp::Use,
+                            _ => KeyOp::Remove,
+                        },
+                        key: a.key.ok_or("a key action needs `key`")?,
+                    }
+                }
                 ActionKind::UserEvents | ActionKind::Queries => {
                     let count = a.count.unwrap_or(1);
                     let every = a.every.unwrap_or(Duration::from_millis(100));
@@ -587,6 +603,21 @@ impl<N: SimNode> Simulation<N> {
                 self.trace_op(15, &[id as u32]);
                 self.timed_link_faults.retain(|&f| f != id);
                 disturb = self.net.end_link_change(id);
+            }
+            OpKind::Key { nodes, op, key } => {
+                chosen = self.choose(&nodes, running);
+                self.trace_op(18, &chosen);
+                for &i in &chosen {
+                    let started = self.nodes[i as usize]
+                        .as_mut()
+                        .is_some_and(|node| node.key_op(now, op, key));
+                    if started {
+                        self.rec.key_started(i, op, key, now);
+                    } else {
+                        self.warn(format!("node {i} refused to {op:?} key {key}"));
+                    }
+                    self.drain(i);
+                }
             }
             OpKind::UserEvent { from } | OpKind::Query { from } => {
                 let query = matches!(self.ops[idx].kind, OpKind::Query { .. });

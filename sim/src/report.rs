@@ -292,6 +292,8 @@ pub struct Report {
     pub network: NetReport,
     /// Protocol counters.
     pub protocol: ProtocolTotals,
+    /// Keyring operations (`install_key`, `use_key`, `remove_key`), in order.
+    pub key_operations: Vec<crate::measure::KeyOpRecord>,
     /// Joins that reached a seed.
     pub joins_ok: u64,
     /// Joins that reached none.
@@ -560,6 +562,7 @@ impl<N: SimNode> Simulation<N> {
             traffic,
             network: self.net_counters.into(),
             protocol,
+            key_operations: self.rec.key_ops.clone(),
             joins_ok: self.rec.joins_ok,
             joins_failed: self.rec.joins_failed,
             samples: self.rec.samples.clone(),
@@ -937,6 +940,23 @@ impl Report {
                 p.suspicions, p.refutes, p.deaths_declared, p.broadcasts_dropped
             ),
         );
+        for k in &self.key_operations {
+            row(
+                &mut s,
+                &format!("key {:?} {} from node {}", k.op, k.key, k.node),
+                match k.took {
+                    Some(t) => format!(
+                        "at {:.1}s: {}/{} answered, {} errors, ended after {t:.2}s{}",
+                        k.at,
+                        k.answered,
+                        k.nodes,
+                        k.errors,
+                        if k.complete() { "" } else { " (INCOMPLETE)" }
+                    ),
+                    None => format!("at {:.1}s: did not end before the run did", k.at),
+                },
+            );
+        }
         row(
             &mut s,
             "joins ok / failed",

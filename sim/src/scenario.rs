@@ -226,7 +226,7 @@ impl ConfigOverrides {
             label
         );
         if self.encryption == Some(true) {
-            c.keyring = Some(serf_proto::Keyring::new(serf_proto::SecretKey([7; 32])));
+            c.keyring = Some(serf_proto::Keyring::new(crate::node::scenario_key(1)));
         }
         if let Some(on) = self.lifeguard {
             c.lifeguard = on;
@@ -471,6 +471,13 @@ pub enum ActionKind {
     UserEvents,
     /// `count` queries, `every` apart, each from a random node of `nodes`.
     Queries,
+    /// Each running node of `nodes` installs `key` on every node (Serf's keyring query,
+    /// `serf keys -install`).
+    InstallKey,
+    /// Each running node of `nodes` makes `key` every node's primary key.
+    UseKey,
+    /// Each running node of `nodes` removes `key` from every node.
+    RemoveKey,
 }
 
 impl ActionKind {
@@ -506,6 +513,7 @@ impl ActionKind {
             Heal => &[],
             Network => &["latency", "jitter", "loss", "duplicate", "reorder", "for"],
             UserEvents | Queries => &["nodes", "count", "every"],
+            InstallKey | UseKey | RemoveKey => &["nodes", "label", "key"],
         }
     }
 }
@@ -599,6 +607,10 @@ pub struct Action {
     /// For `network`: see [`LinkParams::reorder`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorder: Option<f64>,
+    /// For `install_key`, `use_key`, `remove_key`: which key, 1 to 255 (the 32-byte key
+    /// of that byte repeated; `[config] encryption = true` starts every node with key 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<u8>,
 }
 
 impl Action {
@@ -625,6 +637,7 @@ impl Action {
             loss: None,
             duplicate: None,
             reorder: None,
+            key: None,
         }
     }
 
@@ -650,6 +663,7 @@ impl Action {
             ("loss", self.loss.is_some()),
             ("duplicate", self.duplicate.is_some()),
             ("reorder", self.reorder.is_some()),
+            ("key", self.key.is_some()),
         ];
         set.into_iter().filter(|k| k.1).map(|k| k.0).collect()
     }
@@ -954,6 +968,17 @@ impl Scenario {
             match a.kind {
                 Start | Crash | Restart | RollingRestart | Pause | Slow | Leave | Join => {
                     need(a.nodes.is_some(), "nodes")?
+                }
+                InstallKey | UseKey | RemoveKey => {
+                    need(a.nodes.is_some(), "nodes")?;
+                    need(a.key.is_some_and(|k| k > 0), "key (1 to 255)")?;
+                    if self.config.encryption != Some(true) {
+                        return Err(format!(
+                            "action {i} ({:?}): keys rotate only in an encrypted cluster; set \
+                             `[config] encryption = true` (every node starts with key 1)",
+                            a.kind
+                        ));
+                    }
                 }
                 Partition => need(a.groups.is_some(), "groups")?,
                 OneWay => need(a.from.is_some() && a.to.is_some(), "from and to")?,
