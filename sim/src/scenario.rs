@@ -272,6 +272,20 @@ pub struct SerfOverrides {
     pub reap_interval: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_timeout_mult: Option<u32>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub broadcast_timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub leave_propagate_delay: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejoin_after_leave: Option<bool>,
 }
 
 impl SerfOverrides {
@@ -288,7 +302,10 @@ impl SerfOverrides {
             reconnect_timeout,
             tombstone_timeout,
             reap_interval,
-            query_timeout_mult
+            query_timeout_mult,
+            broadcast_timeout,
+            leave_propagate_delay,
+            rejoin_after_leave
         );
     }
 }

@@ -341,3 +341,27 @@ fn a_user_event_lost_with_its_sender_is_reported_apart() {
     assert!(r.passed, "{}", r.table());
     assert!(r.table().contains("user events: lost with the sender"));
 }
+
+/// Issue 11, item 5: Serf settings that scenarios could not set. `rejoin_after_leave`
+/// decides whether a node restarted with its state after a leave rejoins the members
+/// its snapshot saw (here with no explicit join).
+#[test]
+fn serf_rejoin_after_leave_is_a_scenario_setting() {
+    let alive_after_restart = |rejoin_after_leave: bool| {
+        let s = Scenario::from_toml(&format!(
+            "name = 'rejoin'\nlayer = 'serf'\nnodes = 10\nduration = '120s'\n\
+             [serf]\nrejoin_after_leave = {rejoin_after_leave}\n\
+             broadcast_timeout = '3s'\nleave_propagate_delay = '500ms'\n\
+             [invariants]\nconvergence = false\n\
+             [[actions]]\nat = '30s'\nkind = 'leave'\nnodes = [4]\n\
+             [[actions]]\nat = '60s'\nkind = 'start'\nnodes = [4]\nkeep_state = true\n\
+             rejoin = false\n"
+        ))
+        .unwrap();
+        let mut sim = Simulation::<SerfNode>::new(&s, 1).unwrap();
+        assert!(sim.run_until(Instant::from_secs(120), &mut |_| {}));
+        sim.node(4).unwrap().inner().num_alive()
+    };
+    assert_eq!(alive_after_restart(true), 10);
+    assert_eq!(alive_after_restart(false), 1);
+}
