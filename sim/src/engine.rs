@@ -242,15 +242,26 @@ pub struct Simulation<N: SimNode> {
     pub(crate) groups: BTreeMap<String, Vec<u32>>,
     pub(crate) labels: BTreeMap<String, Vec<u32>>,
     pub(crate) ops: Vec<crate::ops::Op>,
+    /// The action whose operations are being planned or fired (`None`: the bootstrap).
+    pub(crate) firing_action: Option<usize>,
+    /// What the scenario asked for that could not happen at run time.
+    pub(crate) warnings: Vec<String>,
     pub(crate) streams: crate::streams::Streams,
     /// Slow faults in force: their id, the nodes still slow by them, the delay range.
     pub(crate) slow_faults: Vec<(FaultId, Vec<u32>, (Duration, Duration))>,
+    /// Timed `network` actions in force (with `for`): faults until they end, unlike an
+    /// untimed change, which is the network from then on.
+    pub(crate) timed_link_faults: Vec<FaultId>,
     /// When the network was last split, once it no longer is (`None` while split or if
     /// it never was).
     pub(crate) split_ended: Option<Instant>,
     /// How long after a split ends failure reports are still put down to it: the
     /// longest suspicion timeout plus a probe interval.
     pub(crate) split_aftermath: Duration,
+    /// When failure reports were put down to partitions: (start, end or `None` while a
+    /// split is in force, splits merged into it). A split that starts before the
+    /// previous one's aftermath ended joins its span.
+    pub(crate) uncounted: Vec<(Instant, Option<Instant>, u32)>,
     pub(crate) epoch: u64,
     pub(crate) last_disturbance: Instant,
     /// The convergence invariant's fate for the last quiet period.
@@ -287,6 +298,15 @@ impl<N: SimNode> Simulation<N> {
                  --layer serf), where a query can end before its timeout; the {} layer's \
                  queries have no end",
                 N::KIND
+            ));
+        }
+        if !N::KEY_OPS
+            && let Some(i) = scenario.actions.iter().position(|a| a.key.is_some())
+        {
+            return Err(format!(
+                "action {i} ({:?}): keyring operations need the Serf layer (`layer = \"serf\"` \
+                 or --layer serf), which runs them across the cluster as queries",
+                scenario.actions[i].kind
             ));
         }
         let n = scenario.nodes;
@@ -366,11 +386,15 @@ impl<N: SimNode> Simulation<N> {
             groups: BTreeMap::new(),
             labels: BTreeMap::new(),
             ops: Vec::new(),
+            firing_action: None,
+            warnings: Vec::new(),
             streams: Default::default(),
             slow_faults: Vec::new(),
+            timed_link_faults: Vec::new(),
             split_ended: None,
             split_aftermath: crate::invariants::longest_suspicion(&ml_config, n)
                 + ml_config.probe_interval,
+            uncounted: Vec::new(),
             ml_config,
             epoch: 0,
             last_disturbance: Instant::ZERO,
@@ -467,10 +491,24 @@ impl<N: SimNode> Simulation<N> {
     /// Call after a partition, cut or heal: notes when the network stopped being split.
     pub(crate) fn split_changed(&mut self, was_split: bool) {
         let split = self.net.is_split();
+        let now = self.now;
         if was_split && !split {
-            self.split_ended = Some(self.now);
+            self.split_ended = Some(now);
+            if let Some(last) = self.uncounted.last_mut() {
+                last.1 = Some(now + self.split_aftermath);
+            }
         } else if split {
             self.split_ended = None;
+            if !was_split {
+                match self.uncounted.last_mut() {
+                    // Healed for less than the aftermath: one span.
+                    Some(last) if last.1.is_some_and(|end| end >= now) => {
+                        last.1 = None;
+                        last.2 += 1;
+                    }
+                    _ => self.uncounted.push((now, None, 1)),
+                }
+            }
         }
     }
 

@@ -61,6 +61,37 @@ pub struct CrashRecord {
     pub all_failed: Option<f64>,
     /// It came back before every view had failed it.
     pub restarted_first: bool,
+    /// Another crash's detection was running at the same time (a mass crash): the
+    /// probes of the two overlap, so SWIM's one-failure analysis does not describe it.
+    pub concurrent: bool,
+}
+
+/// One keyring operation across the cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyOpRecord {
+    /// The node that ran it.
+    pub node: u32,
+    /// What it did.
+    pub op: crate::node::KeyOp,
+    /// The key (as the scenario numbers it).
+    pub key: u8,
+    /// When it started (seconds).
+    pub at: f64,
+    /// Seconds until it ended at the node, if it did.
+    pub took: Option<f64>,
+    /// Alive members when it ended.
+    pub nodes: usize,
+    /// Nodes that answered.
+    pub answered: usize,
+    /// Nodes that answered with an error (e.g. removing the primary key).
+    pub errors: usize,
+}
+
+impl KeyOpRecord {
+    /// Ended with every alive member answering and no error.
+    pub fn complete(&self) -> bool {
+        self.took.is_some() && self.errors == 0 && self.answered == self.nodes
+    }
 }
 
 /// One user event or query.
@@ -146,12 +177,18 @@ pub struct Recorder {
     pub refused_events: u64,
     /// Queries the asking node refused.
     pub refused_queries: u64,
+    /// Keyring operations, in the order they started.
+    pub key_ops: Vec<KeyOpRecord>,
 }
 
 impl Recorder {
     /// Records a crash of `node` at `now`.
     pub fn crashed(&mut self, node: u32, now: Instant, held_by: u32) {
         let i = self.crashes.len();
+        let concurrent = !self.pending.is_empty();
+        for &k in self.pending.values() {
+            self.crashes[k].concurrent = true;
+        }
         self.crashes.push(CrashRecord {
             node,
             at: now.as_duration().as_secs_f64(),
@@ -159,6 +196,7 @@ impl Recorder {
             first_failed: None,
             all_failed: (held_by == 0).then_some(0.0),
             restarted_first: false,
+            concurrent,
         });
         if held_by > 0 {
             self.pending.insert(node, i);
@@ -212,6 +250,41 @@ impl Recorder {
             let t = self.since(i, now);
             self.crashes[i].all_failed = Some(t);
             self.unsuspected.remove(&node);
+        }
+    }
+
+    /// `node` started a keyring operation.
+    pub fn key_started(&mut self, node: u32, op: crate::node::KeyOp, key: u8, now: Instant) {
+        self.key_ops.push(KeyOpRecord {
+            node,
+            op,
+            key,
+            at: now.as_duration().as_secs_f64(),
+            took: None,
+            nodes: 0,
+            answered: 0,
+            errors: 0,
+        });
+    }
+
+    /// `node`'s oldest unfinished keyring operation ended (a node's operations are
+    /// queries, which end in the order they started: each has the same timeout).
+    pub fn key_done(
+        &mut self,
+        node: u32,
+        now: Instant,
+        nodes: usize,
+        answered: usize,
+        errors: usize,
+    ) {
+        let now = now.as_duration().as_secs_f64();
+        if let Some(k) = self
+            .key_ops
+            .iter_mut()
+            .find(|k| k.node == node && k.took.is_none())
+        {
+            k.took = Some(now - k.at);
+            (k.nodes, k.answered, k.errors) = (nodes, answered, errors);
         }
     }
 

@@ -103,6 +103,33 @@ pub enum SimEvent {
     LeaveDone,
     /// Another node claims a known member's name from another address.
     NameConflict,
+    /// A keyring operation this node started across the cluster ended (Serf layer).
+    KeyDone {
+        /// Alive members when it ended.
+        nodes: usize,
+        /// Nodes that answered.
+        answered: usize,
+        /// Nodes that answered with an error.
+        errors: usize,
+    },
+}
+
+/// A keyring operation across the cluster (`serf keys -install/-use/-remove`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyOp {
+    /// Add the key to every keyring.
+    Install,
+    /// Make it every node's primary key (encrypt with it).
+    Use,
+    /// Remove it from every keyring.
+    Remove,
+}
+
+/// The 32-byte key a scenario calls `key = k` (1 to 255): `k` repeated. `[config]
+/// encryption = true` starts every node with key 1.
+pub fn scenario_key(k: u8) -> serf_proto::SecretKey {
+    serf_proto::SecretKey([k; 32])
 }
 
 /// The next thing a node wants done; the drain ends at `Timeout`.
@@ -217,6 +244,8 @@ pub trait SimNode: Sized {
     /// Whether queries end at the asker ([`SimEvent::QueryDone`]); only then can a
     /// scenario expect them to end early.
     const QUERIES_END: bool = false;
+    /// Whether the layer runs keyring operations across the cluster ([`SimNode::key_op`]).
+    const KEY_OPS: bool = false;
     /// The core's configuration.
     type Config: Clone + core::fmt::Debug;
     /// What survives a restart "with its state" (Serf: its snapshot). Layers that keep
@@ -253,6 +282,13 @@ pub trait SimNode: Sized {
     fn user_event(&mut self, now: Instant, id: u64) -> bool;
     /// Asks query `id` of the cluster. False if refused.
     fn query(&mut self, now: Instant, id: u64) -> bool;
+    /// Starts keyring operation `op` with key `key` (see [`scenario_key`]) across the
+    /// cluster; reports [`SimEvent::KeyDone`] when it ends. False if refused (layers
+    /// without `KEY_OPS` refuse all).
+    fn key_op(&mut self, now: Instant, op: KeyOp, key: u8) -> bool {
+        let _ = (now, op, key);
+        false
+    }
     /// This node's own incarnation.
     fn incarnation(&self) -> u32;
     /// A member in this node's view.

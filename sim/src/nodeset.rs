@@ -99,7 +99,60 @@ impl NodeSet {
         Ok(NodeSet::Group(s.to_string()))
     }
 
-    fn show(&self) -> String {
+    /// Checks that the set fits a cluster of `n` nodes: every index below `n`, a range
+    /// that ends at `n` at most and does not run backwards, percentages up to 100, a
+    /// random draw of at most `n`. A set that names nodes the cluster does not have
+    /// would otherwise do less than it says, without a word.
+    pub fn check_bounds(&self, n: usize) -> Result<(), String> {
+        let pct = |b: Bound| match b {
+            Bound::Pct(p) if !(0.0..=100.0).contains(&p) => Err(format!(
+                "`{}`: {p}% is not a percentage between 0 and 100",
+                self.show()
+            )),
+            _ => Ok(()),
+        };
+        match *self {
+            NodeSet::List(ref v) => match v.iter().find(|&&i| i as usize >= n) {
+                Some(i) => Err(format!(
+                    "node {i} does not exist: the run has {n} nodes, numbered 0 to {}; use \
+                     an index below {n} or a percentage (`\"50%..100%\"`)",
+                    n - 1
+                )),
+                None => Ok(()),
+            },
+            NodeSet::Range(a, b) => {
+                pct(a)?;
+                pct(b)?;
+                let (lo, hi) = (a.of(n), b.of(n));
+                if hi > n {
+                    Err(format!(
+                        "`{}` runs past the last node: the run has {n} nodes, so a range \
+                         ends at {n} at most (or write it in percent, `\"..100%\"`)",
+                        self.show()
+                    ))
+                } else if lo > hi {
+                    Err(format!("`{}` runs backwards ({lo} > {hi})", self.show()))
+                } else {
+                    Ok(())
+                }
+            }
+            NodeSet::Random(k) => {
+                pct(k)?;
+                if k.of(n) > n {
+                    Err(format!(
+                        "`{}` draws more nodes than the run has ({n})",
+                        self.show()
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The set as a scenario file writes it.
+    pub fn show(&self) -> String {
         match self {
             NodeSet::All => "all".into(),
             NodeSet::Seeds => "seeds".into(),

@@ -182,6 +182,16 @@ impl<N: SimNode> Simulation<N> {
                     self.pending_shutdown.push(i);
                 }
             }
+            SimEvent::KeyDone {
+                nodes,
+                answered,
+                errors,
+            } => {
+                self.trace.word(12 | u64::from(i) << 8);
+                self.trace
+                    .word(nodes as u64 | (answered as u64) << 21 | (errors as u64) << 42);
+                self.rec.key_done(i, now, nodes, answered, errors);
+            }
             SimEvent::NameConflict => {
                 self.trace.word(8 | u64::from(i) << 8);
                 self.rec.name_conflicts += 1;
@@ -249,7 +259,9 @@ impl<N: SimNode> Simulation<N> {
                 .is_some_and(|t| self.now - t <= self.split_aftermath)
     }
 
-    /// The faults in force, in words, if any (then convergence is not expected).
+    /// The faults in force, in words, if any (then convergence is not expected): a
+    /// partition or cut, slow or paused nodes, and timed `network` changes (a loss
+    /// window is a fault until its `for` ends).
     pub(crate) fn faults_active(&self) -> Option<String> {
         let now = self.now;
         let impaired = self
@@ -257,12 +269,19 @@ impl<N: SimNode> Simulation<N> {
             .iter()
             .filter(|h| h.running() && h.impaired(now))
             .count();
-        match (self.net.is_split(), impaired) {
-            (false, 0) => None,
-            (true, 0) => Some("a partition or cut".into()),
-            (false, k) => Some(format!("{k} slow or paused nodes")),
-            (true, k) => Some(format!("a partition or cut and {k} slow or paused nodes")),
+        let mut faults = Vec::new();
+        if self.net.is_split() {
+            faults.push("a partition or cut".to_string());
         }
+        if impaired > 0 {
+            faults.push(format!("{impaired} slow or paused nodes"));
+        }
+        match self.timed_link_faults.len() {
+            0 => {}
+            1 => faults.push("a timed network change".into()),
+            k => faults.push(format!("{k} timed network changes")),
+        }
+        (!faults.is_empty()).then(|| faults.join(" and "))
     }
 
     pub(crate) fn check_convergence(&mut self, epoch: u64) {
@@ -280,9 +299,15 @@ impl<N: SimNode> Simulation<N> {
         }
         self.convergence_check = ConvergenceCheck::Violated(self.now);
         let detail = match self.views.first_disagreement() {
-            Some((s, alive_in, up)) => format!(
+            Some((s, alive_in, _)) => format!(
                 "e.g. node {s} ({}) is a member in {alive_in} of {} live views",
-                if up { "up" } else { "down" },
+                match self.hosts[s as usize].status {
+                    Status::Up => "up",
+                    // Not a member in the truth, but its process still runs.
+                    Status::Leaving => "leaving, still running: its leave has not completed",
+                    Status::NotStarted => "never started",
+                    Status::Down => "down",
+                },
                 self.views.up_count()
             ),
             None => String::new(),

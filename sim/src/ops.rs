@@ -2,7 +2,7 @@
 
 use crate::engine::{Ev, Host, Simulation, Status, addr_of};
 use crate::network::{FaultId, LinkOverride, NodeBits};
-use crate::node::SimNode;
+use crate::node::{KeyOp, SimNode};
 use crate::scenario::{ActionKind, NodeSet};
 use core::time::Duration;
 use serf_proto::Instant;
@@ -13,6 +13,8 @@ pub(crate) struct Op {
     pub kind: OpKind,
     /// Remember the chosen nodes under this name.
     pub label: Option<String>,
+    /// The scenario action it comes from (`None`: the bootstrap), for warnings.
+    pub action: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +103,11 @@ pub(crate) enum OpKind {
     Query {
         from: NodeSet,
     },
+    Key {
+        nodes: NodeSet,
+        op: KeyOp,
+        key: u8,
+    },
 }
 
 impl<N: SimNode> Simulation<N> {
@@ -123,23 +130,25 @@ impl<N: SimNode> Simulation<N> {
                 );
             }
         }
-        for a in self.scenario.actions.clone() {
+        for (k, a) in self.scenario.actions.clone().into_iter().enumerate() {
+            self.firing_action = Some(k);
             let at = Instant::from_duration(a.at);
             let nodes = a.nodes.clone().unwrap_or(NodeSet::All);
             let rejoin = a.rejoin.unwrap_or(true);
             let downtime = a.downtime.unwrap_or(Duration::from_secs(10));
+            let keep_state = a.keep_state.unwrap_or(false);
             let kind = match a.kind {
                 ActionKind::Start => OpKind::Start {
                     nodes,
                     seeds: a.seeds.clone(),
-                    keep_state: a.keep_state,
+                    keep_state,
                     rejoin,
                 },
                 ActionKind::Crash => OpKind::Crash { nodes },
                 ActionKind::Restart => OpKind::Restart {
                     nodes,
                     downtime,
-                    keep_state: a.keep_state,
+                    keep_state,
                     rejoin,
                     seeds: a.seeds.clone(),
                 },
@@ -147,7 +156,7 @@ impl<N: SimNode> Simulation<N> {
                     nodes,
                     every: a.every.ok_or("rolling_restart needs `every`")?,
                     downtime,
-                    keep_state: a.keep_state,
+                    keep_state,
                     rejoin,
                     seeds: a.seeds.clone(),
                 },
@@ -179,6 +188,17 @@ impl<N: SimNode> Simulation<N> {
                     link: a.link(),
                     lasts: a.lasts,
                 },
+                ActionKind::InstallKey | ActionKind::UseKey | ActionKind::RemoveKey => {
+                    OpKind::Key {
+                        nodes,
+                        op: match a.kind {
+                            ActionKind::InstallKey => KeyOp::Install,
+                            ActionKind::UseKey => KeyOp::Use,
+                            _ => KeyOp::Remove,
+                        },
+                        key: a.key.ok_or("a key action needs `key`")?,
+                    }
+                }
                 ActionKind::UserEvents | ActionKind::Queries => {
                     let count = a.count.unwrap_or(1);
                     let every = a.every.unwrap_or(Duration::from_millis(100));
@@ -196,13 +216,76 @@ impl<N: SimNode> Simulation<N> {
             };
             self.add_op(at, kind, a.label.clone());
         }
+        self.firing_action = None;
         Ok(())
     }
 
+    /// Schedules an operation; it belongs to the action being planned or fired.
     pub(crate) fn add_op(&mut self, at: Instant, kind: OpKind, label: Option<String>) {
         let i = self.ops.len();
-        self.ops.push(Op { kind, label });
+        self.ops.push(Op {
+            kind,
+            label,
+            action: self.firing_action,
+        });
         self.push(at, Ev::Op(i));
+    }
+
+    /// Records a warning: something the scenario asked for that could not happen at
+    /// run time (the report and the JSON list them).
+    pub(crate) fn warn(&mut self, what: String) {
+        let action = match self.firing_action {
+            Some(k) => format!("action {k} ({:?})", self.scenario.actions[k].kind),
+            None => "the bootstrap".to_string(),
+        };
+        self.warnings
+            .push(format!("at {}: {action} {what}", self.now));
+    }
+
+    /// The nodes of `set` that `eligible` accepts, with a warning about the nodes the
+    /// set names but the action skips: any node named explicitly (a list, range, group
+    /// or label), and a node still leaving whatever the set (a leave that does not
+    /// complete is a bug the run must not hide). "all", "seeds" and random draws
+    /// otherwise mean "those it applies to".
+    pub(crate) fn choose(&mut self, set: &NodeSet, eligible: impl Fn(&Host) -> bool) -> Vec<u32> {
+        let chosen = self.resolve(set, &eligible);
+        if matches!(set, NodeSet::Random(_)) {
+            return chosen;
+        }
+        let explicit = !matches!(set, NodeSet::All | NodeSet::Seeds);
+        let skipped: Vec<(u32, Status)> = self
+            .resolve(set, |h| {
+                !eligible(h) && (explicit || h.status == Status::Leaving)
+            })
+            .into_iter()
+            .map(|i| (i, self.hosts[i as usize].status))
+            .collect();
+        if !skipped.is_empty() {
+            let why = |st: Status| match st {
+                Status::NotStarted => "never started",
+                Status::Up => "running",
+                Status::Leaving => "still leaving: its leave has not completed",
+                Status::Down => "down",
+            };
+            let mut list: Vec<String> = skipped
+                .iter()
+                .take(10)
+                .map(|&(i, st)| format!("node {i} ({})", why(st)))
+                .collect();
+            if skipped.len() > 10 {
+                list.push(format!("{} more", skipped.len() - 10));
+            }
+            self.warn(format!(
+                "skips {} it names: {}",
+                if skipped.len() == 1 {
+                    "a node"
+                } else {
+                    "nodes"
+                },
+                list.join(", ")
+            ));
+        }
+        chosen
     }
 
     /// The nodes of `set` whose host `eligible` accepts. Random picks exclude the seeds.
@@ -286,6 +369,7 @@ impl<N: SimNode> Simulation<N> {
 
     pub(crate) fn fire_op(&mut self, idx: usize) {
         let op = self.ops[idx].clone();
+        self.firing_action = op.action;
         let now = self.now;
         let running = |h: &Host| h.status == Status::Up;
         let mut chosen: Vec<u32> = Vec::new();
@@ -298,7 +382,7 @@ impl<N: SimNode> Simulation<N> {
                 rejoin,
             } => {
                 // Nodes never started, or stopped (crashed or left).
-                chosen = self.resolve(&nodes, |h| {
+                chosen = self.choose(&nodes, |h| {
                     matches!(h.status, Status::NotStarted | Status::Down)
                 });
                 self.trace_op(1, &chosen);
@@ -309,7 +393,7 @@ impl<N: SimNode> Simulation<N> {
                 }
             }
             OpKind::Crash { nodes } => {
-                chosen = self.resolve(&nodes, running);
+                chosen = self.choose(&nodes, running);
                 self.trace_op(2, &chosen);
                 for &i in &chosen {
                     self.stop(i, true);
@@ -322,7 +406,7 @@ impl<N: SimNode> Simulation<N> {
                 rejoin,
                 seeds,
             } => {
-                chosen = self.resolve(&nodes, running);
+                chosen = self.choose(&nodes, running);
                 self.trace_op(3, &chosen);
                 for &i in &chosen {
                     self.stop(i, true);
@@ -342,15 +426,14 @@ impl<N: SimNode> Simulation<N> {
                 seeds,
             } => {
                 self.trace_op(4, &nodes);
-                for &i in &nodes {
-                    if self.hosts[i as usize].status == Status::Down
-                        && self.up_or_fail(i, keep_state)
-                        && rejoin
-                    {
+                // Nodes started again meanwhile (by a `start`) are named by the restart:
+                // `choose` warns about them.
+                chosen = self.choose(&NodeSet::List(nodes), |h| h.status == Status::Down);
+                for &i in &chosen {
+                    if self.up_or_fail(i, keep_state) && rejoin {
                         self.join(i, &seeds);
                     }
                 }
-                chosen = nodes;
             }
             OpKind::RollingRestart {
                 nodes,
@@ -360,7 +443,7 @@ impl<N: SimNode> Simulation<N> {
                 rejoin,
                 seeds,
             } => {
-                chosen = self.resolve(&nodes, running);
+                chosen = self.choose(&nodes, running);
                 self.trace_op(5, &chosen);
                 for (k, &i) in chosen.clone().iter().enumerate() {
                     let kind = OpKind::Restart {
@@ -375,7 +458,7 @@ impl<N: SimNode> Simulation<N> {
                 disturb = false;
             }
             OpKind::Pause { nodes, lasts } => {
-                chosen = self.resolve(&nodes, running);
+                chosen = self.choose(&nodes, running);
                 self.trace_op(6, &chosen);
                 for &i in &chosen {
                     let h = &mut self.hosts[i as usize];
@@ -410,7 +493,7 @@ impl<N: SimNode> Simulation<N> {
                 delay,
                 lasts,
             } => {
-                chosen = self.resolve(&nodes, running);
+                chosen = self.choose(&nodes, running);
                 self.trace_op(7, &chosen);
                 let id = idx as FaultId;
                 for &i in &chosen {
@@ -445,7 +528,7 @@ impl<N: SimNode> Simulation<N> {
                 chosen = nodes;
             }
             OpKind::Leave { nodes } => {
-                chosen = self.resolve(&nodes, running);
+                chosen = self.choose(&nodes, running);
                 self.trace_op(9, &chosen);
                 for &i in &chosen {
                     self.leave_truth(i);
@@ -457,7 +540,7 @@ impl<N: SimNode> Simulation<N> {
                 }
             }
             OpKind::Join { nodes, seeds } => {
-                chosen = self.resolve(&nodes, running);
+                chosen = self.choose(&nodes, running);
                 self.trace_op(10, &chosen);
                 for &i in &chosen {
                     self.join(i, &seeds);
@@ -512,18 +595,40 @@ impl<N: SimNode> Simulation<N> {
                 let id = idx as FaultId;
                 self.net.change_link(id, link);
                 if let Some(l) = lasts {
+                    self.timed_link_faults.push(id);
                     self.add_op(now + l, OpKind::EndLinkChange { id }, None);
                 }
             }
             OpKind::EndLinkChange { id } => {
                 self.trace_op(15, &[id as u32]);
+                self.timed_link_faults.retain(|&f| f != id);
                 disturb = self.net.end_link_change(id);
+            }
+            OpKind::Key { nodes, op, key } => {
+                chosen = self.choose(&nodes, running);
+                self.trace_op(18, &chosen);
+                for &i in &chosen {
+                    let started = self.nodes[i as usize]
+                        .as_mut()
+                        .is_some_and(|node| node.key_op(now, op, key));
+                    if started {
+                        self.rec.key_started(i, op, key, now);
+                    } else {
+                        self.warn(format!("node {i} refused to {op:?} key {key}"));
+                    }
+                    self.drain(i);
+                }
             }
             OpKind::UserEvent { from } | OpKind::Query { from } => {
                 let query = matches!(self.ops[idx].kind, OpKind::Query { .. });
                 disturb = false;
                 let pool = self.resolve(&from, running);
                 if pool.is_empty() {
+                    self.warn(format!(
+                        "sends no {}: none of its senders ({}) is running",
+                        if query { "query" } else { "user event" },
+                        from.show()
+                    ));
                     return;
                 }
                 let origin = pool[self.rng.index(pool.len())];

@@ -80,6 +80,17 @@ pub struct Detection {
     pub first: Stats,
     /// Seconds until every live view had.
     pub all: Stats,
+    /// Crashes counted: not restarted before every view failed them (the `detection`
+    /// expectation's denominator; `detected` is out of these).
+    pub counted: usize,
+    /// Crashes restarted before every view failed them (not counted).
+    pub restarted_first: usize,
+    /// SWIM's mean first-suspicion period for one failure, e/(e−1) ≈ 1.582, when it
+    /// describes this run: a LAN or local profile and at least 10 crashes, none
+    /// overlapping another's detection. `None` otherwise.
+    pub swim_reference: Option<f64>,
+    /// Why there is no SWIM reference, if there is none.
+    pub swim_reference_not_applicable: Option<String>,
     /// Every crash.
     pub records: Vec<CrashRecord>,
 }
@@ -102,6 +113,16 @@ pub struct FalsePositives {
     pub previous_life: u64,
     /// The same for slow members.
     pub slow_distinct: usize,
+    /// The spans, in seconds, in which failure reports were put down to partitions
+    /// (`during_partition`) rather than counted: each partition or cut and the aftermath
+    /// after it; splits that heal for less than the aftermath make one span.
+    pub uncounted: Vec<(f64, f64)>,
+    /// Seconds of the run in `uncounted`.
+    pub uncounted_seconds: f64,
+    /// Spans that swallowed heal windows (a flapping partition healed each time for less
+    /// than the aftermath): no report in them was counted, so a 0 above says nothing
+    /// about them. In words, one per span.
+    pub vacuous: Vec<String>,
 }
 
 /// User events or queries.
@@ -121,6 +142,10 @@ pub struct Delivery {
     pub answered: u64,
     /// Queries only: seconds from the query to each answer.
     pub response_latency: Stats,
+    /// How many were lost with their sender: it stopped (crashed, left) before any other
+    /// node had received them, so no protocol could deliver them. Not counted in
+    /// `expected`.
+    pub lost_with_sender: usize,
     /// How many the sending node refused (e.g. a payload over its size limit). Any
     /// refusal fails the run: the scenario asked for something the nodes cannot do.
     pub refused: u64,
@@ -247,6 +272,10 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// Expectations.
     pub expectations: Vec<ExpectResult>,
+    /// What the scenario asked for that could not happen at run time, in order (e.g. a
+    /// `start` of a node still running or still leaving): each says when and which
+    /// action.
+    pub warnings: Vec<String>,
     /// Convergence.
     pub convergence: Convergence,
     /// Failure detection.
@@ -263,6 +292,8 @@ pub struct Report {
     pub network: NetReport,
     /// Protocol counters.
     pub protocol: ProtocolTotals,
+    /// Keyring operations (`install_key`, `use_key`, `remove_key`), in order.
+    pub key_operations: Vec<crate::measure::KeyOpRecord>,
     /// Joins that reached a seed.
     pub joins_ok: u64,
     /// Joins that reached none.
@@ -288,11 +319,19 @@ impl<N: SimNode> Simulation<N> {
         let mut curves = Vec::new();
         let (mut finished, mut finished_complete) = (0, 0);
         let (mut fin, mut frac) = (Vec::new(), Vec::new());
+        let mut lost_with_sender = 0;
         for b in list {
-            let live = |n: u32| {
+            let live_since = |n: u32, t: Instant| {
                 let h = &self.hosts[n as usize];
-                n != b.origin && h.status == Status::Up && h.up_since <= b.sent_at
+                h.status == Status::Up && h.up_since <= t
             };
+            let live = |n: u32| n != b.origin && live_since(n, b.sent_at);
+            // The sender stopped before any other node got it: no protocol could have
+            // delivered it, so it is reported apart rather than missing everywhere.
+            if !live_since(b.origin, b.sent_at) && b.received.iter().all(|&(n, _)| n == b.origin) {
+                lost_with_sender += 1;
+                continue;
+            }
             let exp = (0..self.hosts.len() as u32).filter(|&n| live(n)).count() as u64;
             expected += exp;
             let mut curve = Vec::new();
@@ -337,6 +376,7 @@ impl<N: SimNode> Simulation<N> {
             answered,
             response_latency: Stats::of(&resp),
             refused: 0,
+            lost_with_sender,
             finished,
             finished_complete,
             finish_latency: Stats::of(&fin),
@@ -382,8 +422,24 @@ impl<N: SimNode> Simulation<N> {
                 .filter_map(f)
                 .collect()
         };
-        let detect_first = pick(|c| c.first_failed);
-        let detect_all = pick(|c| c.all_failed);
+        // Detection is measured over the counted crashes, as the expectation checks it.
+        let detect_first = counted(|c| c.first_failed);
+        let detect_all = counted(|c| c.all_failed);
+        let restarted_first = crashes.iter().filter(|c| c.restarted_first).count();
+        let not_swim = if crashes.is_empty() {
+            Some("no crash".to_string())
+        } else if self.scenario.profile == crate::scenario::Profile::Wan {
+            Some("the WAN profile (a probe timeout of most of a period, long latencies)".into())
+        } else if crashes.iter().any(|c| c.concurrent) {
+            Some("crashes overlapped (SWIM's figure is for one failure at a time)".into())
+        } else if first_suspect.len() < 10 {
+            Some(format!(
+                "{} crashes suspected (the mean of fewer than 10 is too noisy to compare)",
+                first_suspect.len()
+            ))
+        } else {
+            None
+        };
         let detection = Detection {
             crashes: crashes.len(),
             detected: detect_all.len(),
@@ -391,6 +447,12 @@ impl<N: SimNode> Simulation<N> {
             first_suspect_periods: Stats::of(&periods),
             first: Stats::of(&detect_first),
             all: Stats::of(&detect_all),
+            counted: crashes.len() - restarted_first,
+            restarted_first,
+            swim_reference: not_swim
+                .is_none()
+                .then_some(core::f64::consts::E / (core::f64::consts::E - 1.0)),
+            swim_reference_not_applicable: not_swim,
             records: crashes.clone(),
         };
         let (mut user_events, curves) = self.delivery(&self.rec.events);
@@ -450,7 +512,25 @@ impl<N: SimNode> Simulation<N> {
             during_partition: self.rec.fp_partitioned,
             previous_life: self.rec.fp_previous_life,
             slow_distinct: self.rec.fp_slow_distinct.len(),
+            uncounted: Vec::new(),
+            uncounted_seconds: 0.0,
+            vacuous: Vec::new(),
         };
+        let mut false_positives = false_positives;
+        for &(from, to, splits) in &self.uncounted {
+            let to = to.map_or(now, |t| t.min(now));
+            false_positives.uncounted.push((secs(from), secs(to)));
+            false_positives.uncounted_seconds += secs(to) - secs(from);
+            if splits > 1 {
+                false_positives.vacuous.push(format!(
+                    "no failure report was counted from {from} to {to}: the {splits} \
+                     partitions or cuts in that span each healed for less than {:.0}s (the \
+                     longest suspicion plus a probe interval), so their heal windows count as \
+                     partition time and 0 says nothing about them",
+                    self.split_aftermath.as_secs_f64()
+                ));
+            }
+        }
         let mut protocol = ProtocolTotals::default();
         for node in self.nodes.iter().flatten() {
             let c = node.counters();
@@ -473,6 +553,7 @@ impl<N: SimNode> Simulation<N> {
             passed: false,
             violations: self.violations.clone(),
             expectations: Vec::new(),
+            warnings: self.warnings.clone(),
             convergence,
             detection,
             false_positives,
@@ -481,6 +562,7 @@ impl<N: SimNode> Simulation<N> {
             traffic,
             network: self.net_counters.into(),
             protocol,
+            key_operations: self.rec.key_ops.clone(),
             joins_ok: self.rec.joins_ok,
             joins_failed: self.rec.joins_failed,
             samples: self.rec.samples.clone(),
@@ -548,13 +630,26 @@ impl<N: SimNode> Simulation<N> {
                     Subjects::Slow => fp.slow,
                 };
                 let max = e.max.unwrap_or(0);
+                let mut detail = format!("{got}");
+                if fp.uncounted_seconds > 0.0 {
+                    let _ = write!(
+                        detail,
+                        " (reports around partitions not counted, for {:.0}s of the run{})",
+                        fp.uncounted_seconds,
+                        if fp.vacuous.is_empty() {
+                            ""
+                        } else {
+                            "; see the note: the count says nothing about a flapping partition"
+                        }
+                    );
+                }
                 ExpectResult {
                     what: format!(
                         "at most {max} false failure reports ({:?} members)",
                         e.subjects
                     ),
                     ok: got <= max,
-                    detail: format!("{got}"),
+                    detail,
                 }
             }
             ExpectKind::Detection => {
@@ -599,7 +694,8 @@ impl<N: SimNode> Simulation<N> {
             ExpectKind::Delivery => {
                 let d = &r.user_events;
                 let min = e.completeness.unwrap_or(1.0);
-                let mut ok = d.completeness >= min;
+                // None sent (every sender down when its turn came): 100% of nothing.
+                let mut ok = d.sent > 0 && d.completeness >= min;
                 if let Some(p) = e.p99_max {
                     ok &= d.latency.p99 <= p.as_secs_f64();
                 }
@@ -613,11 +709,15 @@ impl<N: SimNode> Simulation<N> {
                         ))
                     ),
                     ok,
-                    detail: format!(
-                        "{:.2}% reached, p99 {:.2}s",
-                        d.completeness * 100.0,
-                        d.latency.p99
-                    ),
+                    detail: if d.sent == 0 {
+                        "no user event was sent (see the warnings)".to_string()
+                    } else {
+                        format!(
+                            "{:.2}% reached, p99 {:.2}s",
+                            d.completeness * 100.0,
+                            d.latency.p99
+                        )
+                    },
                 }
             }
             ExpectKind::Queries => {
@@ -634,7 +734,11 @@ impl<N: SimNode> Simulation<N> {
                     q.finished_complete as f64 / q.sent as f64
                 };
                 let mut what = format!("queries answered by {:.1}% of live nodes", min * 100.0);
-                let mut detail = format!("{:.2}% answered", answered * 100.0);
+                let mut detail = if q.sent == 0 {
+                    "no query was sent (see the warnings)".to_string()
+                } else {
+                    format!("{:.2}% answered", answered * 100.0)
+                };
                 if let Some(e) = e.ended_early {
                     what += &format!(", {:.1}% ended early with every answer", e * 100.0);
                     detail += &format!(
@@ -650,7 +754,7 @@ impl<N: SimNode> Simulation<N> {
                 }
                 ExpectResult {
                     what,
-                    ok: answered >= min && e.ended_early.is_none_or(|m| early >= m),
+                    ok: q.sent > 0 && answered >= min && e.ended_early.is_none_or(|m| early >= m),
                     detail,
                 }
             }
@@ -696,16 +800,30 @@ impl Report {
         row(&mut s, "convergence invariant", c.invariant.clone());
         let d = &self.detection;
         if d.crashes > 0 {
-            row(
-                &mut s,
-                "crashes detected by all views",
-                format!("{}/{}", d.detected, d.crashes),
-            );
+            let mut detected = format!("{}/{}", d.detected, d.counted);
+            if d.restarted_first > 0 {
+                let _ = write!(
+                    detected,
+                    " ({} more restarted before every view failed them: not counted)",
+                    d.restarted_first
+                );
+            }
+            row(&mut s, "crashes detected by all views", detected);
             row(&mut s, "first suspicion", st(&d.first_suspect));
             row(
                 &mut s,
                 "first suspicion, SWIM periods",
-                format!("mean {:.3} (e/(e-1) = 1.582)", d.first_suspect_periods.mean),
+                match (&d.swim_reference, &d.swim_reference_not_applicable) {
+                    (Some(r), _) => format!(
+                        "mean {:.3} (SWIM: e/(e-1) = {r:.3})",
+                        d.first_suspect_periods.mean
+                    ),
+                    (None, why) => format!(
+                        "mean {:.3} (no SWIM reference: {})",
+                        d.first_suspect_periods.mean,
+                        why.as_deref().unwrap_or("-")
+                    ),
+                },
             );
             row(&mut s, "detection, first view", st(&d.first));
             row(&mut s, "detection, all views", st(&d.all));
@@ -725,6 +843,20 @@ impl Report {
                 fp.previous_life
             ),
         );
+        if fp.uncounted_seconds > 0.0 {
+            row(
+                &mut s,
+                "false reports uncounted (partitions)",
+                format!(
+                    "for {:.0}s of the run, in {} spans",
+                    fp.uncounted_seconds,
+                    fp.uncounted.len()
+                ),
+            );
+        }
+        for v in &fp.vacuous {
+            let _ = writeln!(s, "  note: {v}");
+        }
         for (name, e) in [
             ("user events", &self.user_events),
             ("queries", &self.queries),
@@ -741,6 +873,17 @@ impl Report {
                         e.expected
                     ),
                 );
+                if e.lost_with_sender > 0 {
+                    row(
+                        &mut s,
+                        &format!("{name}: lost with the sender"),
+                        format!(
+                            "{} (their sender stopped before any other node got them: \
+                             not counted)",
+                            e.lost_with_sender
+                        ),
+                    );
+                }
                 row(&mut s, &format!("{name}: latency"), st(&e.latency));
                 if name == "queries" {
                     row(
@@ -797,6 +940,23 @@ impl Report {
                 p.suspicions, p.refutes, p.deaths_declared, p.broadcasts_dropped
             ),
         );
+        for k in &self.key_operations {
+            row(
+                &mut s,
+                &format!("key {:?} {} from node {}", k.op, k.key, k.node),
+                match k.took {
+                    Some(t) => format!(
+                        "at {:.1}s: {}/{} answered, {} errors, ended after {t:.2}s{}",
+                        k.at,
+                        k.answered,
+                        k.nodes,
+                        k.errors,
+                        if k.complete() { "" } else { " (INCOMPLETE)" }
+                    ),
+                    None => format!("at {:.1}s: did not end before the run did", k.at),
+                },
+            );
+        }
         row(
             &mut s,
             "joins ok / failed",
@@ -809,6 +969,9 @@ impl Report {
                 if e.ok { "expect OK" } else { "expect FAILED" },
                 format!("{}: {}", e.what, e.detail),
             );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
         }
         for v in &self.violations {
             let _ = writeln!(

@@ -232,7 +232,7 @@ impl ConfigOverrides {
             c.checksum = serf_proto::Checksum::preferred().filter(|_| on);
         }
         if self.encryption == Some(true) {
-            c.keyring = Some(serf_proto::Keyring::new(serf_proto::SecretKey([7; 32])));
+            c.keyring = Some(serf_proto::Keyring::new(crate::node::scenario_key(1)));
         }
         if let Some(on) = self.lifeguard {
             c.lifeguard = on;
@@ -278,6 +278,20 @@ pub struct SerfOverrides {
     pub reap_interval: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_timeout_mult: Option<u32>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub broadcast_timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub leave_propagate_delay: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejoin_after_leave: Option<bool>,
 }
 
 impl SerfOverrides {
@@ -294,7 +308,10 @@ impl SerfOverrides {
             reconnect_timeout,
             tombstone_timeout,
             reap_interval,
-            query_timeout_mult
+            query_timeout_mult,
+            broadcast_timeout,
+            leave_propagate_delay,
+            rejoin_after_leave
         );
     }
 }
@@ -477,6 +494,51 @@ pub enum ActionKind {
     UserEvents,
     /// `count` queries, `every` apart, each from a random node of `nodes`.
     Queries,
+    /// Each running node of `nodes` installs `key` on every node (Serf's keyring query,
+    /// `serf keys -install`).
+    InstallKey,
+    /// Each running node of `nodes` makes `key` every node's primary key.
+    UseKey,
+    /// Each running node of `nodes` removes `key` from every node.
+    RemoveKey,
+}
+
+impl ActionKind {
+    /// The optional keys an action of this kind takes (README, `[[actions]]`); any other
+    /// key set on it is a mistake.
+    pub fn keys(self) -> &'static [&'static str] {
+        use ActionKind::*;
+        match self {
+            Start => &["nodes", "label", "seeds", "keep_state", "rejoin"],
+            Crash | Leave => &["nodes", "label"],
+            Restart => &[
+                "nodes",
+                "label",
+                "seeds",
+                "downtime",
+                "keep_state",
+                "rejoin",
+            ],
+            RollingRestart => &[
+                "nodes",
+                "label",
+                "seeds",
+                "every",
+                "downtime",
+                "keep_state",
+                "rejoin",
+            ],
+            Pause => &["nodes", "label", "for"],
+            Slow => &["nodes", "label", "delay", "for"],
+            Join => &["nodes", "label", "seeds"],
+            Partition => &["groups", "for"],
+            OneWay => &["from", "to", "for"],
+            Heal => &[],
+            Network => &["latency", "jitter", "loss", "duplicate", "reorder", "for"],
+            UserEvents | Queries => &["nodes", "count", "every"],
+            InstallKey | UseKey | RemoveKey => &["nodes", "label", "key"],
+        }
+    }
 }
 
 /// One entry of the timeline. Which fields apply depends on `kind` (see README).
@@ -521,9 +583,10 @@ pub struct Action {
         skip_serializing_if = "Option::is_none"
     )]
     pub downtime: Option<Duration>,
-    /// For restarts: start from the saved state (Serf snapshot) instead of fresh.
-    #[serde(default)]
-    pub keep_state: bool,
+    /// For `start` and restarts: start from the saved state (Serf snapshot) instead of
+    /// fresh (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_state: Option<bool>,
     /// For restarts: join through the seeds after starting (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejoin: Option<bool>,
@@ -567,6 +630,10 @@ pub struct Action {
     /// For `network`: see [`LinkParams::reorder`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorder: Option<f64>,
+    /// For `install_key`, `use_key`, `remove_key`: which key, 1 to 255 (the 32-byte key
+    /// of that byte repeated; `[config] encryption = true` starts every node with key 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<u8>,
 }
 
 impl Action {
@@ -583,7 +650,7 @@ impl Action {
             to: None,
             lasts: None,
             downtime: None,
-            keep_state: false,
+            keep_state: None,
             rejoin: None,
             every: None,
             count: None,
@@ -593,7 +660,35 @@ impl Action {
             loss: None,
             duplicate: None,
             reorder: None,
+            key: None,
         }
+    }
+
+    /// The optional keys this action sets, by their TOML names (`at` and `kind` are
+    /// always set).
+    pub fn keys_set(&self) -> Vec<&'static str> {
+        let set = [
+            ("nodes", self.nodes.is_some()),
+            ("label", self.label.is_some()),
+            ("seeds", self.seeds.is_some()),
+            ("groups", self.groups.is_some()),
+            ("from", self.from.is_some()),
+            ("to", self.to.is_some()),
+            ("for", self.lasts.is_some()),
+            ("downtime", self.downtime.is_some()),
+            ("keep_state", self.keep_state.is_some()),
+            ("rejoin", self.rejoin.is_some()),
+            ("every", self.every.is_some()),
+            ("count", self.count.is_some()),
+            ("delay", self.delay.is_some()),
+            ("latency", self.latency.is_some()),
+            ("jitter", self.jitter.is_some()),
+            ("loss", self.loss.is_some()),
+            ("duplicate", self.duplicate.is_some()),
+            ("reorder", self.reorder.is_some()),
+            ("key", self.key.is_some()),
+        ];
+        set.into_iter().filter(|k| k.1).map(|k| k.0).collect()
     }
 
     /// For `network`: the link settings it sets.
@@ -874,10 +969,39 @@ impl Scenario {
                     Err(format!("action {i} ({:?}) needs `{field}`", a.kind))
                 }
             };
+            if let Some(key) = a
+                .keys_set()
+                .into_iter()
+                .find(|k| !a.kind.keys().contains(k))
+            {
+                let takes = a.kind.keys();
+                return Err(format!(
+                    "action {i} ({:?} at {}): `{key}` does not apply to this kind, which \
+                     would ignore it; remove it (this kind takes {})",
+                    a.kind,
+                    secs(a.at),
+                    if takes.is_empty() {
+                        "no other key".to_string()
+                    } else {
+                        format!("`{}`", takes.join("`, `"))
+                    }
+                ));
+            }
             use ActionKind::*;
             match a.kind {
                 Start | Crash | Restart | RollingRestart | Pause | Slow | Leave | Join => {
                     need(a.nodes.is_some(), "nodes")?
+                }
+                InstallKey | UseKey | RemoveKey => {
+                    need(a.nodes.is_some(), "nodes")?;
+                    need(a.key.is_some_and(|k| k > 0), "key (1 to 255)")?;
+                    if self.config.encryption != Some(true) {
+                        return Err(format!(
+                            "action {i} ({:?}): keys rotate only in an encrypted cluster; set \
+                             `[config] encryption = true` (every node starts with key 1)",
+                            a.kind
+                        ));
+                    }
                 }
                 Partition => need(a.groups.is_some(), "groups")?,
                 OneWay => need(a.from.is_some() && a.to.is_some(), "from and to")?,
@@ -941,11 +1065,15 @@ impl Scenario {
                     "group `{name}` must not refer to another group or a label"
                 ));
             }
+            set.check_bounds(self.nodes)
+                .map_err(|e| format!("groups.{name}: {e}"))?;
         }
         for (k, rule) in self.network.links.iter().enumerate() {
             for (field, set) in [("from", &rule.from), ("to", &rule.to)] {
                 let place = format!("network.links[{k}].{field}");
                 group_ok(set, &place)?;
+                set.check_bounds(self.nodes)
+                    .map_err(|e| format!("{place}: {e}"))?;
                 if let NodeSet::Label(l) = set {
                     return Err(format!(
                         "{place}: `@{l}`: a link rule is resolved at the start, before any \
@@ -975,6 +1103,8 @@ impl Scenario {
             }
             for (field, set) in sets {
                 group_ok(set, &place(field))?;
+                set.check_bounds(self.nodes)
+                    .map_err(|e| format!("{}: {e}", place(field)))?;
                 if let NodeSet::Label(l) = set
                     && !labels.contains(&l.as_str())
                 {
@@ -1081,6 +1211,21 @@ impl Scenario {
                         "expectation {i}: `{key}` is a fraction between 0 and 1, not {v}"
                     ));
                 }
+            }
+            let sends = match e.kind {
+                ExpectKind::Delivery => Some((ActionKind::UserEvents, "user_events")),
+                ExpectKind::Queries => Some((ActionKind::Queries, "queries")),
+                _ => None,
+            };
+            if let Some((kind, name)) = sends
+                && !self.actions.iter().any(|a| a.kind == kind)
+            {
+                return Err(format!(
+                    "expectation {i} ({:?}): the scenario sends nothing for it to check; add \
+                     a `{name}` action, or remove the expectation (it would pass as 100% of \
+                     nothing)",
+                    e.kind
+                ));
             }
             if e.kind == ExpectKind::Converged
                 && let Some(after) = e.after
@@ -1219,7 +1364,13 @@ mod tests {
 
     #[test]
     fn ended_early_applies_to_queries_and_fractions_are_between_0_and_1() {
-        assert!(parse("[[expect]]\nkind = 'queries'\nended_early = 0.9\n").is_ok());
+        let queries = "[[actions]]\nat = '1s'\nkind = 'queries'\nnodes = 'all'\ncount = 1\n";
+        assert!(
+            parse(&format!(
+                "{queries}[[expect]]\nkind = 'queries'\nended_early = 0.9\n"
+            ))
+            .is_ok()
+        );
         let e = parse("[[expect]]\nkind = 'delivery'\nended_early = 1.0\n").unwrap_err();
         assert!(
             e.contains("expectation 0: `ended_early` applies to `queries`"),
@@ -1274,6 +1425,105 @@ mod tests {
                 e.contains("a probability is between 0 and 1"),
                 "{body}: {e}"
             );
+        }
+    }
+
+    /// Issue 11, item 3: node sets that name nodes the run does not have.
+    #[test]
+    fn a_node_out_of_range_is_an_error_that_names_the_key() {
+        let e = parse("[[actions]]\nat = '10s'\nkind = 'crash'\nnodes = [3, 42]\n").unwrap_err();
+        assert!(
+            e.contains("action 0 (Crash at 10s), `nodes`: node 42 does not exist")
+                && e.contains("numbered 0 to 9"),
+            "{e}"
+        );
+        let e = parse("[[actions]]\nat = '10s'\nkind = 'leave'\nnodes = '5..20'\n").unwrap_err();
+        assert!(
+            e.contains("`nodes`: `5..20` runs past the last node: the run has 10 nodes"),
+            "{e}"
+        );
+        for (body, key) in [
+            ("[groups]\nfar = [10]\n", "groups.far"),
+            (
+                "[[network.links]]\nfrom = '0..5'\nto = '5..11'\nlatency = '9ms'\n",
+                "network.links[0].to",
+            ),
+            (
+                "[[actions]]\nat = '1s'\nkind = 'partition'\ngroups = ['0..5', '5%..150%']\n",
+                "`groups`",
+            ),
+            (
+                "[[actions]]\nat = '1s'\nkind = 'pause'\nnodes = 'random 11'\nfor = '1s'\n",
+                "`nodes`",
+            ),
+            (
+                "[[actions]]\nat = '1s'\nkind = 'join'\nnodes = 'all'\nseeds = [10]\n",
+                "`seeds`",
+            ),
+            (
+                "[[actions]]\nat = '1s'\nkind = 'crash'\nnodes = '6..4'\n",
+                "runs backwards",
+            ),
+        ] {
+            let e = parse(body).unwrap_err();
+            assert!(e.contains(key), "{body}: {e}");
+        }
+        // The last node and whole ranges are fine.
+        assert!(parse("[[actions]]\nat = '10s'\nkind = 'crash'\nnodes = [9]\n").is_ok());
+        assert!(parse("[[actions]]\nat = '10s'\nkind = 'crash'\nnodes = '5..10'\n").is_ok());
+    }
+
+    /// Issue 11, item 3: a key the action's kind would ignore.
+    #[test]
+    fn a_key_an_action_kind_ignores_is_an_error() {
+        for (body, key) in [
+            ("kind = 'heal'\nfor = '10s'", "`for`"),
+            (
+                "kind = 'crash'\nnodes = [1]\nkeep_state = true",
+                "`keep_state`",
+            ),
+            (
+                "kind = 'crash'\nnodes = [1]\nkeep_state = false",
+                "`keep_state`",
+            ),
+            ("kind = 'crash'\nnodes = [1]\ndowntime = '5s'", "`downtime`"),
+            ("kind = 'leave'\nnodes = [1]\nfor = '5s'", "`for`"),
+            ("kind = 'network'\nloss = 0.1\nnodes = [1]", "`nodes`"),
+            (
+                "kind = 'user_events'\nnodes = 'all'\ncount = 1\nfor = '1s'",
+                "`for`",
+            ),
+        ] {
+            let e = parse(&format!("[[actions]]\nat = '10s'\n{body}\n")).unwrap_err();
+            assert!(
+                e.contains(&format!("{key} does not apply to this kind"))
+                    && e.contains("remove it"),
+                "{body}: {e}"
+            );
+        }
+        let e = parse("[[actions]]\nat = '10s'\nkind = 'heal'\nfor = '10s'\n").unwrap_err();
+        assert!(e.contains("this kind takes no other key"), "{e}");
+        assert!(
+            parse("[[actions]]\nat = '10s'\nkind = 'start'\nnodes = [1]\nkeep_state = true\n")
+                .is_ok()
+        );
+    }
+
+    /// Issue 11, item 3: a `delivery` or `queries` expectation with nothing sent would
+    /// pass as 100%.
+    #[test]
+    fn an_expectation_about_events_needs_events() {
+        for (kind, action) in [("delivery", "user_events"), ("queries", "queries")] {
+            let e = parse(&format!("[[expect]]\nkind = '{kind}'\n")).unwrap_err();
+            assert!(
+                e.contains("sends nothing for it to check") && e.contains(&format!("`{action}`")),
+                "{e}"
+            );
+            let ok = format!(
+                "[[actions]]\nat = '1s'\nkind = '{action}'\nnodes = 'all'\ncount = 1\n\
+                 [[expect]]\nkind = '{kind}'\n"
+            );
+            assert!(parse(&ok).is_ok());
         }
     }
 

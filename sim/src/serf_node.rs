@@ -8,7 +8,8 @@
 //! [`serf_proto::serf::Event::Persist`] records, as a driver writing a snapshot file would.
 
 use crate::node::{
-    Change, MemberState, MemberView, NodeCounters, NodeSpec, SimEvent, SimNode, SimOutput,
+    Change, KeyOp, MemberState, MemberView, NodeCounters, NodeSpec, SimEvent, SimNode, SimOutput,
+    scenario_key,
 };
 use crate::scenario::SerfOverrides;
 use core::net::SocketAddr;
@@ -16,7 +17,7 @@ use serf_proto::memberlist;
 use serf_proto::serf::{
     self, Event, MemberEventKind, MemberStatus, QueryId, QueryParams, SnapshotState,
 };
-use serf_proto::{Instant, Name, Serf, StreamEvent, StreamId};
+use serf_proto::{Instant, Keyring, Name, SecretKey, Serf, StreamEvent, StreamId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A Serf node in the simulator.
@@ -35,7 +36,20 @@ pub struct SerfNode {
     pending: VecDeque<SimEvent>,
     /// What a snapshot file would hold.
     snapshot: SnapshotState,
+    /// What the keyring file would hold, once the keyring changed (primary first).
+    keyring: Option<Vec<SecretKey>>,
     rejoin_after_leave: bool,
+}
+
+/// What survives a Serf node's restart "with its state": its snapshot and its keyring
+/// file (as the agent's `-keyring-file`), so a node restarted after a key rotation
+/// comes back with the rotated keys.
+#[derive(Debug, Clone, Default)]
+pub struct SerfDisk {
+    /// The snapshot.
+    pub snapshot: SnapshotState,
+    /// The keyring file, if the keyring ever changed.
+    pub keyring: Option<Vec<SecretKey>>,
 }
 
 impl SerfNode {
@@ -126,10 +140,13 @@ impl SerfNode {
                 .push_back(SimEvent::JoinDone { ok: joined > 0 }),
             Event::LeaveCompleted => self.pending.push_back(SimEvent::LeaveDone),
             Event::Persist(r) => self.snapshot.apply(&r, self.rejoin_after_leave),
-            Event::QueryAck { .. }
-            | Event::KeyResponse { .. }
-            | Event::KeyringChanged { .. }
-            | Event::Shutdown { .. } => {}
+            Event::KeyResponse { response, .. } => self.pending.push_back(SimEvent::KeyDone {
+                nodes: response.num_nodes,
+                answered: response.num_resp,
+                errors: response.num_err,
+            }),
+            Event::KeyringChanged { keys } => self.keyring = Some(keys),
+            Event::QueryAck { .. } | Event::Shutdown { .. } => {}
         }
     }
 }
@@ -146,8 +163,9 @@ fn normalize(status: MemberStatus) -> Option<MemberState> {
 impl SimNode for SerfNode {
     const KIND: &'static str = "serf";
     const QUERIES_END: bool = true;
+    const KEY_OPS: bool = true;
     type Config = serf::Config;
-    type Snapshot = SnapshotState;
+    type Snapshot = SerfDisk;
 
     fn configure(
         memberlist: memberlist::Config,
@@ -169,10 +187,16 @@ impl SimNode for SerfNode {
     fn start(
         spec: &NodeSpec<serf::Config>,
         now: Instant,
-        snapshot: Option<SnapshotState>,
+        disk: Option<SerfDisk>,
     ) -> Result<Self, String> {
+        let (snapshot, keyring) = disk.map_or((None, None), |d| (Some(d.snapshot), d.keyring));
+        let mut config = spec.config.clone();
+        if let Some(keys) = &keyring {
+            config.memberlist.keyring =
+                Some(Keyring::from_keys(keys.iter().cloned()).map_err(|e| e.to_string())?);
+        }
         let serf = Serf::with_snapshot(
-            spec.config.clone(),
+            config,
             &spec.name,
             spec.addr,
             spec.seed,
@@ -188,6 +212,7 @@ impl SimNode for SerfNode {
             asked: BTreeMap::new(),
             pending: VecDeque::new(),
             snapshot: snapshot.unwrap_or_default(),
+            keyring,
             rejoin_after_leave: spec.config.rejoin_after_leave,
         })
     }
@@ -228,9 +253,22 @@ impl SimNode for SerfNode {
         let _ = self.serf.leave(now);
     }
 
-    fn shutdown(&mut self) -> Option<SnapshotState> {
+    fn shutdown(&mut self) -> Option<SerfDisk> {
         self.serf.shutdown();
-        Some(self.snapshot.clone())
+        Some(SerfDisk {
+            snapshot: self.snapshot.clone(),
+            keyring: self.keyring.clone(),
+        })
+    }
+
+    fn key_op(&mut self, now: Instant, op: KeyOp, key: u8) -> bool {
+        let key = scenario_key(key);
+        let started = match op {
+            KeyOp::Install => self.serf.install_key(now, &key),
+            KeyOp::Use => self.serf.use_key(now, &key),
+            KeyOp::Remove => self.serf.remove_key(now, &key),
+        };
+        started.is_ok()
     }
 
     fn user_event(&mut self, now: Instant, id: u64) -> bool {

@@ -336,3 +336,60 @@ fn refused_sends_fail_the_run_and_serf_overrides_lift_the_limit() {
     assert_eq!(r.user_events.delivered, r.user_events.expected);
     assert!(r.passed, "{}", r.table());
 }
+
+/// Issue 11, item 2: a timed `network` action is a fault until its `for` ends, so the
+/// convergence deadline cannot expire inside the loss window; the deadline counts from
+/// the window's end, which the report names as the last fault.
+#[test]
+fn a_timed_network_fault_is_in_force_until_it_ends() {
+    let mut s = Scenario::new("loss-window", 20, secs(200));
+    s.invariants.convergence_deadline = Some(secs(30));
+    let mut a = Action::new(secs(40), ActionKind::Network, None);
+    a.loss = Some(1.0); // nobody can agree while it lasts
+    a.lasts = Some(secs(60)); // 40..100 s
+    s.actions.push(a);
+    let mut sim = sim(&s);
+    // Due at 70 s, inside the window: skipped, not violated.
+    run_to(&mut sim, secs(75));
+    assert!(
+        !sim.views.agreed(),
+        "the views do disagree inside the window"
+    );
+    assert_eq!(
+        sim.convergence_check,
+        crate::observe::ConvergenceCheck::FaultsActive(
+            Instant::from_secs(70),
+            "a timed network change".into()
+        )
+    );
+    // The window's end starts the next quiet period.
+    run_to(&mut sim, secs(101));
+    assert_eq!(sim.last_disturbance, Instant::from_secs(100));
+    assert_eq!(
+        sim.convergence_check,
+        crate::observe::ConvergenceCheck::Due(Instant::from_secs(130))
+    );
+}
+
+/// Issue 11, item 4: a node whose leave never completed still runs; the convergence
+/// violation must not call it "down".
+#[test]
+fn a_node_stuck_leaving_is_not_described_as_down() {
+    let mut s = Scenario::new("stuck-leaving", 10, secs(60));
+    s.invariants.convergence_deadline = Some(secs(5));
+    let mut sim = sim(&s);
+    run_to(&mut sim, secs(30));
+    // What a leave that never completes looks like: out of the truth, still running,
+    // and every view still holds it (no leave message went out).
+    sim.leave_truth(4);
+    sim.hosts[4].status = crate::engine::Status::Leaving;
+    sim.disturbed();
+    assert!(!sim.run_until(Instant::from_secs(40), &mut |_| {}));
+    let v = &sim.violations()[0];
+    assert!(
+        v.message
+            .contains("node 4 (leaving, still running: its leave has not completed) is a member in 9 of 9 live views"),
+        "{}",
+        v.message
+    );
+}

@@ -42,6 +42,8 @@ fn check(name: &str, nodes: Option<usize>) -> Report {
         s.seed,
         nodes.map_or(String::new(), |n| format!(" --nodes {n}"))
     );
+    // A catalogue scenario does what it says: no action skips a node it names.
+    assert!(r.warnings.is_empty(), "{name}: {:?}", r.warnings);
     // Every catalogue scenario runs long enough for the convergence invariant to be
     // checked, not just passed over.
     assert!(

@@ -27,6 +27,20 @@ fn list(v: &[u32]) -> Option<NodeSet> {
     Some(NodeSet::List(v.to_vec()))
 }
 
+/// No false failure reports about healthy members.
+fn no_healthy_false_positives() -> Expectation {
+    let mut e = Expectation::new(ExpectKind::FalsePositives);
+    e.subjects = sim::scenario::Subjects::Healthy;
+    e
+}
+
+/// `count` user events from `senders` at `at`.
+fn user_events(at: Duration, senders: &[u32], count: usize) -> Action {
+    let mut a = Action::new(at, ActionKind::UserEvents, list(senders));
+    a.count = Some(count);
+    a
+}
+
 /// The incarnation invariant's exemption (a member held dead longer than the forget
 /// time may come back lower) must not cover members last seen alive.
 #[test]
@@ -163,10 +177,191 @@ fn suspicions_a_cut_started_are_not_false_positives_after_it_heals() {
     o.to = Some(NodeSet::parse("25%..100%").unwrap());
     o.lasts = Some(secs(20));
     s.actions.push(o);
-    let mut e = Expectation::new(ExpectKind::FalsePositives);
-    e.subjects = sim::scenario::Subjects::Healthy;
-    s.expect.push(e);
+    s.expect.push(no_healthy_false_positives());
     let r = run_ml(&s, 1);
     assert!(r.false_positives.during_partition > 0);
     assert!(r.passed, "{}", r.table());
+}
+
+/// Issue 11, item 3: a `start` of a node that is running, or still leaving, is skipped
+/// with a warning in the report and the JSON (it was skipped without a word, which hid
+/// leaves that never completed).
+#[test]
+fn a_start_of_a_running_or_leaving_node_is_a_warning() {
+    let mut s = Scenario::new("start-running", 10, secs(60));
+    s.invariants.convergence = false;
+    let mut leave = Action::new(secs(20), ActionKind::Leave, list(&[4]));
+    leave.label = Some("leaving".into());
+    s.actions.push(leave);
+    // 1 ms later the leave is still being gossiped.
+    s.actions.push(Action::new(
+        Duration::from_millis(20_001),
+        ActionKind::Start,
+        Some(NodeSet::Label("leaving".into())),
+    ));
+    s.actions
+        .push(Action::new(secs(30), ActionKind::Start, list(&[3, 7])));
+    let r = run_ml(&s, 1);
+    assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].starts_with("at 20.001s: action 1 (Start) skips a node it names: node 4 (still leaving: its leave has not completed)"),
+        "{}",
+        r.warnings[0]
+    );
+    assert!(
+        r.warnings[1]
+            .contains("action 2 (Start) skips nodes it names: node 3 (running), node 7 (running)"),
+        "{}",
+        r.warnings[1]
+    );
+    assert!(r.table().contains("warning: at 20.001s"));
+    assert!(r.to_json().contains("\"warnings\""));
+    // A warning is no failure.
+    assert!(r.passed, "{}", r.table());
+}
+
+/// Issue 11, item 3: user events whose every sender is down are not sent; the
+/// `delivery` expectation fails instead of passing as 100% of nothing.
+#[test]
+fn a_delivery_expectation_with_nothing_sent_fails() {
+    let mut s = Scenario::new("no-sender", 10, secs(60));
+    s.invariants.convergence = false;
+    s.actions
+        .push(Action::new(secs(10), ActionKind::Crash, list(&[5])));
+    s.actions.push(user_events(secs(20), &[5], 2));
+    s.expect.push(Expectation::new(ExpectKind::Delivery));
+    let r = run_ml(&s, 1);
+    assert_eq!(r.user_events.sent, 0);
+    assert!(!r.passed);
+    assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].contains(
+            "action 1 (UserEvents) sends no user event: none of its senders ([5]) is running"
+        ),
+        "{}",
+        r.warnings[0]
+    );
+    assert!(r.expectations[0].detail.contains("no user event was sent"));
+}
+
+/// Issue 11, item 4: detection lines count crashes the way the `detection` expectation
+/// does (restarted ones apart), and the SWIM reference is printed only where it applies.
+#[test]
+fn detection_lines_leave_restarts_out_and_swim_applies_to_isolated_crashes() {
+    let mut s = Scenario::new("restarts", 20, secs(200));
+    let mut r = Action::new(secs(40), ActionKind::Restart, list(&[7]));
+    r.downtime = Some(secs(1));
+    s.actions.push(r);
+    s.actions
+        .push(Action::new(secs(100), ActionKind::Crash, list(&[8])));
+    let rep = run_ml(&s, 1);
+    let d = &rep.detection;
+    assert_eq!((d.crashes, d.counted, d.restarted_first), (2, 1, 1));
+    assert_eq!(d.detected, 1);
+    assert!(
+        rep.table()
+            .contains("1/1 (1 more restarted before every view failed them: not counted)"),
+        "{}",
+        rep.table()
+    );
+    assert_eq!(d.swim_reference, None);
+    assert!(
+        d.swim_reference_not_applicable
+            .as_deref()
+            .is_some_and(|w| w.contains("fewer than 10")),
+        "{:?}",
+        d.swim_reference_not_applicable
+    );
+    assert!(rep.table().contains("no SWIM reference"));
+    // Crashes at once: their detections overlap.
+    let mut s = Scenario::new("mass", 20, secs(120));
+    s.actions
+        .push(Action::new(secs(40), ActionKind::Crash, list(&[5, 6, 7])));
+    let d = run_ml(&s, 1).detection;
+    assert!(d.records.iter().all(|c| c.concurrent));
+    assert!(
+        d.swim_reference_not_applicable
+            .is_some_and(|w| w.contains("overlapped"))
+    );
+}
+
+/// Issue 11, item 4: a partition that flaps faster than its suspicions run out leaves
+/// no time in which false positives are counted; the report says so.
+#[test]
+fn a_flapping_partition_says_its_false_positive_count_is_vacuous() {
+    let mut s = Scenario::new("flap", 20, secs(200));
+    s.invariants.convergence = false;
+    for k in 1..=3 {
+        let mut p = Action::new(secs(30 * k), ActionKind::Partition, None);
+        p.groups = Some(vec![NodeSet::parse("0..10").unwrap()]);
+        p.lasts = Some(secs(10));
+        s.actions.push(p);
+    }
+    s.expect.push(no_healthy_false_positives());
+    let r = run_ml(&s, 1);
+    let fp = &r.false_positives;
+    // Healed for 20 s each time, less than the aftermath (32 s for 20 nodes): one span
+    // from the first split to the last heal's aftermath.
+    assert_eq!(fp.uncounted.len(), 1, "{:?}", fp.uncounted);
+    assert_eq!(fp.uncounted[0].0, 30.0);
+    assert!(fp.uncounted[0].1 > 100.0 + 30.0, "{:?}", fp.uncounted);
+    assert_eq!(fp.vacuous.len(), 1);
+    assert!(fp.vacuous[0].contains("the 3 partitions or cuts in that span"));
+    assert!(
+        r.table()
+            .contains("note: no failure report was counted from 30.000s")
+    );
+    assert!(
+        r.expectations[0]
+            .detail
+            .contains("says nothing about a flapping")
+    );
+}
+
+/// Issue 11, item 4: a user event whose sender stopped before gossiping it is reported
+/// apart, not missing at every node.
+#[test]
+fn a_user_event_lost_with_its_sender_is_reported_apart() {
+    let mut s = Scenario::new("lost-with-sender", 10, secs(60));
+    s.invariants.convergence = false;
+    s.actions.push(user_events(secs(20), &[5], 1));
+    // The same instant, after the send: the event never left the node.
+    s.actions
+        .push(Action::new(secs(20), ActionKind::Crash, list(&[5])));
+    s.actions.push(user_events(secs(30), &[1], 1));
+    s.expect.push(Expectation::new(ExpectKind::Delivery));
+    let r = run_ml(&s, 1);
+    let u = &r.user_events;
+    assert_eq!((u.sent, u.lost_with_sender), (2, 1));
+    assert_eq!(
+        (u.expected, u.delivered),
+        (8, 8),
+        "only the second event counts"
+    );
+    assert!(r.passed, "{}", r.table());
+    assert!(r.table().contains("user events: lost with the sender"));
+}
+
+/// Issue 11, item 5: Serf settings that scenarios could not set. `rejoin_after_leave`
+/// decides whether a node restarted with its state after a leave rejoins the members
+/// its snapshot saw (here with no explicit join).
+#[test]
+fn serf_rejoin_after_leave_is_a_scenario_setting() {
+    let alive_after_restart = |rejoin_after_leave: bool| {
+        let s = Scenario::from_toml(&format!(
+            "name = 'rejoin'\nlayer = 'serf'\nnodes = 10\nduration = '120s'\n\
+             [serf]\nrejoin_after_leave = {rejoin_after_leave}\n\
+             broadcast_timeout = '3s'\nleave_propagate_delay = '500ms'\n\
+             [invariants]\nconvergence = false\n\
+             [[actions]]\nat = '30s'\nkind = 'leave'\nnodes = [4]\n\
+             [[actions]]\nat = '60s'\nkind = 'start'\nnodes = [4]\nkeep_state = true\n\
+             rejoin = false\n"
+        ))
+        .unwrap();
+        let mut sim = Simulation::<SerfNode>::new(&s, 1).unwrap();
+        assert!(sim.run_until(Instant::from_secs(120), &mut |_| {}));
+        sim.node(4).unwrap().inner().num_alive()
+    };
+    assert_eq!(alive_after_restart(true), 10);
+    assert_eq!(alive_after_restart(false), 1);
 }

@@ -140,7 +140,9 @@ fn run(actions: Vec<Action>) -> Simulation<LogNode> {
 
 fn at(t: Duration, kind: ActionKind, nodes: &[u32]) -> Action {
     let mut a = Action::new(t, kind, Some(NodeSet::List(nodes.to_vec())));
-    a.count = Some(1);
+    if matches!(kind, ActionKind::UserEvents | ActionKind::Queries) {
+        a.count = Some(1);
+    }
     a
 }
 

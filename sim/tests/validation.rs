@@ -42,6 +42,12 @@ fn swim_periods(seeds: std::ops::Range<u64>) -> (f64, usize) {
     let mut samples = Vec::new();
     for seed in seeds {
         let r = run(&s, seed);
+        // One isolated crash at a time, 15 of them, LAN: the report compares with SWIM.
+        assert!(
+            r.detection.swim_reference.is_some(),
+            "{:?}",
+            r.detection.swim_reference_not_applicable
+        );
         let interval = 1.0; // LAN probe_interval
         samples.extend(
             r.detection
