@@ -10,6 +10,14 @@
 use crate::metrics::DriverMetrics;
 use serf_proto::StreamId;
 use serf_proto::framing::{HEADER_LEN, decode_header, encode_header};
+
+/// The frame in `buf` behind its length prefix, ready for one write.
+pub(crate) fn framed(buf: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + buf.len());
+    out.extend_from_slice(&encode_header(buf.len()));
+    out.extend_from_slice(buf);
+    out
+}
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -30,7 +38,8 @@ const LINGER: Duration = Duration::from_secs(5);
 /// What the core task asks of a connection.
 #[derive(Debug)]
 pub(crate) enum Write {
-    /// Send this frame (without its length prefix).
+    /// Send this frame, already behind its length prefix (one write, so with Nagle off
+    /// the prefix does not go in a segment of its own).
     Frame(Vec<u8>),
     /// Flush what is queued, then close our side.
     Close,
@@ -97,11 +106,8 @@ async fn write_frames(
 ) {
     while let Some(w) = writes.recv().await {
         match w {
-            Write::Frame(frame) => {
-                let header = encode_header(frame.len());
-                let ok =
-                    write.write_all(&header).await.is_ok() && write.write_all(&frame).await.is_ok();
-                if !ok {
+            Write::Frame(framed) => {
+                if write.write_all(&framed).await.is_err() {
                     shared.metrics.stream_write_errors.fetch_add(1, Relaxed);
                     return;
                 }

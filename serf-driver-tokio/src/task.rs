@@ -295,7 +295,7 @@ impl Task {
                 }
                 Output::SendFrame { id } => {
                     if let Some(tx) = run.conns.get(&id)
-                        && tx.try_send(Write::Frame(run.buf.clone())).is_err()
+                        && tx.try_send(Write::Frame(stream::framed(&run.buf))).is_err()
                     {
                         self.metrics.stream_write_queue_full.fetch_add(1, Relaxed);
                         run.conns.remove(&id);
