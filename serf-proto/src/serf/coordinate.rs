@@ -152,7 +152,7 @@ impl Coordinate {
             height: 0.0,
         };
         let f32s = |b: &[u8]| -> Result<Vec<f64>, WireError> {
-            if b.len() % 4 != 0 {
+            if !b.len().is_multiple_of(4) {
                 return Err(WireError::Truncated);
             }
             if b.len() / 4 > MAX_DIMENSIONS {
