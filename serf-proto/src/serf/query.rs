@@ -193,9 +193,12 @@ impl Core {
                 msg: msg.clone(),
             });
         }
-        // Answers are expected (acks asked for, or an internal query): re-send directly to
-        // members that have not answered a third and two thirds into the timeout.
-        if params.request_ack || kind != QueryKind::User {
+        // Answers are expected (acks asked for, an internal query, or a filter naming who
+        // should answer): re-send directly to members that have not answered a third and
+        // two thirds into the timeout. In a small cluster the retransmit limit is low
+        // (2 at 4 nodes with the local profile), and gossip misses a given member often.
+        let filtered = node_filter.is_some() || !tag_filters.is_empty();
+        if params.request_ack || kind != QueryKind::User || filtered {
             self.schedule(now + timeout / 3, SerfTimer::QueryRetry(id));
             self.schedule(now + (timeout - timeout / 3), SerfTimer::QueryRetry(id));
         }
