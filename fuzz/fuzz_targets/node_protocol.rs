@@ -25,7 +25,8 @@
 //!   Lamport clocks never go backwards;
 //! - a leave that `leave()` accepted ends (`LeaveCompleted`, or state `Left`) within
 //!   `broadcast_timeout + leave_timeout + leave_propagate_delay` of driven time, unless the
-//!   node was shut down; once left, it stays left until the application joins again.
+//!   node was shut down; once left, it stays left (in its own member table too) until the
+//!   application joins again.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -35,7 +36,7 @@ use serf_proto::serf::messages::{
     JoinIntent, LeaveIntent, PushPullState, QueryMsg, QueryResponseMsg, RelayMsg, SerfMessage,
     UserEventMsg,
 };
-use serf_proto::serf::{Config, Event, QueryHandle, QueryParams, SerfState, Tags};
+use serf_proto::serf::{Config, Event, MemberStatus, QueryHandle, QueryParams, SerfState, Tags};
 use serf_proto::transform::{OpenScratch, Transforms};
 use serf_proto::wire::codec::Encoder;
 use serf_proto::wire::{
@@ -635,6 +636,9 @@ impl Harness {
             self.max_members
         );
         assert!(ml.num_members() <= self.max_members);
+        let s = node.stats();
+        assert_eq!(s.members, node.num_members());
+        assert!(s.failed + s.left <= s.members);
         for (i, d) in ml.queue_depths().into_iter().enumerate() {
             assert!(
                 d <= self.max_queue_depth,
@@ -651,7 +655,6 @@ impl Harness {
         );
         self.incarnation = inc;
 
-        let s = node.stats();
         let clocks = [s.member_time, s.event_time, s.query_time];
         for (i, (was, is)) in self.clocks.iter().zip(clocks).enumerate() {
             assert!(is >= *was, "Lamport clock {i} went back from {was} to {is}");
@@ -682,6 +685,8 @@ impl Harness {
             self.left = true;
             self.leave_started = None;
             assert!(ml.has_left(), "Serf left but its memberlist did not");
+            // Left in every view, its own included, until the application joins.
+            assert_eq!(node.local_member().status, MemberStatus::Left);
         } else {
             assert!(
                 !self.left,
