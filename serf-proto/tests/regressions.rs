@@ -258,3 +258,44 @@ fn a_lamport_time_at_the_end_of_the_range_is_not_believed() {
     assert!(s.stats().event_time < 10);
     s.user_event(Instant::ZERO, "fine", b"", false).unwrap();
 }
+
+/// Found by the `node_protocol` fuzz target. A node joins and leaves before the seed's
+/// push-pull answer arrives; the answer lists a join intent about the node newer than its
+/// leave intent (a status time from an earlier life of the node, say). Taking it turned
+/// the node's own record from leaving back to alive, so when the memberlist leave came
+/// through the node recorded itself as failed, not left, and told peers so in its
+/// push-pulls.
+#[test]
+fn a_join_intent_about_us_learned_while_leaving_does_not_turn_our_leave_into_a_failure() {
+    use serf_proto::StreamEvent;
+    use serf_proto::serf::messages::PushPullState;
+    use serf_proto::wire::PushPull;
+    let t = Instant::from_millis;
+    let mut s = Serf::new(serf::Config::default(), "solo", addr(1), 3, t(0)).unwrap();
+    s.join(t(0), &[addr(2)], false).unwrap();
+    let mut buf = Vec::new();
+    let push_pull = loop {
+        match s.poll_output(&mut buf) {
+            Output::OpenStream { id, .. } => break id,
+            Output::Timeout(_) => panic!("the join opens a push-pull stream"),
+            _ => {}
+        }
+    };
+    s.leave(t(0)).unwrap();
+    let mut state = Vec::new();
+    PushPullState::encode(
+        &mut state,
+        100,
+        [("solo", 100)].into_iter(),
+        std::iter::empty(),
+        0,
+        std::iter::empty(),
+        0,
+    );
+    let mut frame = vec![1u8, 0];
+    PushPull::encode(&mut frame, true, std::iter::empty(), &state);
+    s.handle_stream(t(0), push_pull, StreamEvent::Frame(&frame));
+    run_serf(&mut s, t(20_000));
+    assert_eq!(s.state(), serf::SerfState::Left);
+    assert_eq!(s.local_member().status, serf::MemberStatus::Left);
+}

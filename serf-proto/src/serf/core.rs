@@ -876,6 +876,12 @@ impl Core {
         if ltime <= m.status_ltime {
             return false;
         }
+        // A join intent about us while we leave or have left (from an earlier life, or
+        // forged): only our application's join brings us back (see `LeaveStage`). Taken,
+        // it would mark us alive, and the memberlist leave would then record us failed.
+        if node == self.name.as_str() && self.state != SerfState::Alive {
+            return false;
+        }
         m.status_ltime = ltime;
         // The leave it cancels must have been older.
         if m.member.status == MemberStatus::Leaving {
