@@ -282,6 +282,10 @@ pub(crate) struct Core {
     /// Bumped whenever a member is added, changes status, address or tags, or is erased:
     /// a driver republishes its read-only view of the members only when it moved.
     pub members_version: u64,
+    /// A failed member came back alive since the last reconnect round: evidence that a
+    /// partition healed, so the next round tries a reconnect whatever its probability
+    /// (see `maintenance.rs`, `reconnect`).
+    pub failed_recovered: bool,
     /// The time of the latest input, for work done while polling.
     pub last_now: Instant,
 }
@@ -362,6 +366,7 @@ impl Core {
             next_notify: 0,
             metrics: SerfMetrics::default(),
             members_version: 0,
+            failed_recovered: false,
             last_now: now,
             config,
         };
@@ -700,6 +705,7 @@ impl Core {
                 if old == MemberStatus::Failed && m.leave_time.is_some_and(|t| now - t < flap) {
                     self.metrics.member_flaps += 1;
                 }
+                self.failed_recovered |= old == MemberStatus::Failed;
                 let fresh = self.member_from_node(n, MemberStatus::None);
                 self.members_version += 1;
                 let m = self.members.get_mut(&name).expect("present");

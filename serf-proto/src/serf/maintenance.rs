@@ -106,7 +106,18 @@ impl Core {
     /// Tries to reconnect to one failed member, with a probability that makes the whole
     /// cluster try each failed member about once per interval; and retries the permanent
     /// seeds that are not members (serf `reconnect`, memberlist #222).
+    ///
+    /// Serf's probability, failed / alive, assumes every node holds the same members
+    /// failed. After a partition heals they do not: the other side's alive messages reach
+    /// most views by gossip, but an epidemic misses a few (node, member) pairs — more on
+    /// the smaller side, whose news only its own nodes re-gossip — and a node left with
+    /// one failed member of 100 would try it with p = 1/99, so only its next push-pull
+    /// (90 s at 100 nodes) completed its view. So a round that follows the recovery of a
+    /// failed member (the partition healed; the rest may be reachable too) always tries:
+    /// one push-pull per node and round while members recover, and a success completes
+    /// the whole view. Rounds without recoveries keep Go's rate.
     fn reconnect(&mut self) {
+        let recovered = core::mem::take(&mut self.failed_recovered);
         if !self.may_act_on_its_own() {
             // Leaving or left: a join would cancel the leave (see `LeaveStage`).
             return;
@@ -117,7 +128,11 @@ impl Core {
                 .num_members()
                 .saturating_sub(failed + self.num_left())
                 .max(1);
-            let p = failed as f64 / alive as f64;
+            let p = if recovered {
+                1.0
+            } else {
+                failed as f64 / alive as f64
+            };
             if self.rng.chance(p) {
                 let i = self.rng.index(failed);
                 let name = self.failed_names().get(i).clone();
