@@ -5,6 +5,9 @@
 #
 #   scripts/bench-idle.sh [ours|go|both] [NODES=32] [SECS=60]
 #
+# Ours is built with the `small` profile (PROFILE=release to compare): size-optimised,
+# one codegen unit, no unwinding, as one would deploy one node per process.
+#
 # For each implementation: start NODES processes, each joining the first; wait for the
 # cluster to form and settle (30 s); then measure over SECS seconds
 #   - resident memory per process (VmRSS at the end, mean and max),
@@ -103,8 +106,9 @@ stop_all() {
 }
 
 run_ours() {
-  cargo build --release -q -p serf-driver-tokio --example node
-  local bin=target/release/examples/node base; base=$(pick_base 21000)
+  local profile=${PROFILE:-small}
+  cargo build --profile "$profile" -q -p serf-driver-tokio --example node
+  local bin=target/$profile/examples/node base; base=$(pick_base 21000)
   for ((i = 0; i < nodes; i++)); do
     local seed=(); [ "$i" -gt 0 ] && seed=("127.0.0.1:$base")
     "$bin" "n$i" "127.0.0.1:$((base + i))" "${seed[@]}" >/dev/null 2>&1 &
