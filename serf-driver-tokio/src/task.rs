@@ -308,6 +308,12 @@ impl Task {
                         let _ = tx.try_send(Write::Close);
                     }
                 }
+                Output::AbortStream { id } => {
+                    // Dropping the sender ends the connection too, if the queue is full.
+                    if let Some(tx) = run.conns.remove(&id) {
+                        let _ = tx.try_send(Write::Abort);
+                    }
+                }
                 Output::Event(e) => self.event(run, e),
                 Output::Timeout(_) => {
                     if run.failed.is_empty() {

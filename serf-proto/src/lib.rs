@@ -35,6 +35,19 @@
 //! - **Bad input** from the network never panics: it is dropped and counted in
 //!   [`Metrics`]. A panic is a bug in this crate.
 //!
+//! ## Streams
+//!
+//! The core names streams ([`StreamId`]) and speaks in whole frames; the driver maps each
+//! onto a connection with [`framing`]'s length prefix and reports what happens on it
+//! ([`StreamEvent`]). A stream ends in one of two ways, and the driver must tell them apart:
+//!
+//! - [`Output::CloseStream`]: an orderly end. Write every frame queued for the stream,
+//!   then close our side (TCP `shutdown`, QUIC `finish`). Used when an exchange is over,
+//!   and for send-only streams right after their one frame.
+//! - [`Output::AbortStream`]: give up. Drop what is still queued and tear the connection
+//!   down at once, so the peer's end fails. Used when a stream's deadline passes, an idle
+//!   inbound stream is evicted, an answer is broken, and on shutdown.
+//!
 //! ## The canonical driver loop
 //!
 //! Two nodes on an in-memory network. A real driver does the same with a UDP socket, TCP
@@ -79,7 +92,7 @@
 //!                     let peer = if i == 0 { 1 } else { 0 };
 //!                     net.push_back((peer, Wire::Frame { from: i, id, data: buf.clone() }))
 //!                 }
-//!                 Output::CloseStream { .. } => {}
+//!                 Output::CloseStream { .. } | Output::AbortStream { .. } => {}
 //!                 Output::Event(Event::NodeJoined(n)) => println!("node {i} sees {} join", n.name()),
 //!                 Output::Event(_) => {}
 //!                 Output::Timeout(at) => {

@@ -41,9 +41,16 @@ pub enum Output<E> {
         /// The stream.
         id: StreamId,
     },
-    /// Close stream `id` once every queued frame is written. The core forgets the stream;
-    /// later events about it are ignored.
+    /// Close stream `id` in an orderly way: write every frame queued for it, then close
+    /// our side (a TCP `shutdown(Write)`, a QUIC `finish`). The exchange on it is over.
     CloseStream {
+        /// The stream.
+        id: StreamId,
+    },
+    /// Give up on stream `id` at once: drop what is still queued for it and tear the
+    /// connection down (a TCP reset or plain drop, a QUIC `reset`), so the peer's end
+    /// fails. Used for deadlines, evictions, broken exchanges and shutdown.
+    AbortStream {
         /// The stream.
         id: StreamId,
     },

@@ -6,6 +6,8 @@
 //! - **Frames** arrive in order, each after the link delay plus one retransmission timeout
 //!   per loss the link inflicts (TCP is late, never lossy).
 //! - **Close**: the peer gets `Closed` after the frames sent before it.
+//! - **Abort**: a reset. What is in flight either way is lost, and the peer's end fails
+//!   when the reset reaches it (one way later).
 //! - **Partitions**: a connect across a partition or cut fails after the connect timeout.
 //!   When a partition or one-way cut starts, every stream it crosses (either way: TCP
 //!   needs both) is cut, idle or not: frames and closes in flight are lost, and each end
@@ -163,7 +165,9 @@ impl<N: SimNode> Simulation<N> {
         );
     }
 
-    pub(crate) fn close_stream(&mut self, i: u32, id: StreamId) {
+    /// Node `i` ends its side of stream `id`: in an orderly way (the peer gets `Closed`
+    /// after the frames sent before it) or, with `abort`, by a reset.
+    pub(crate) fn close_stream(&mut self, i: u32, id: StreamId, abort: bool) {
         let life = self.hosts[i as usize].life;
         let Some((conn_id, side)) = self.streams.by_end.remove(&(i, life, id.0)) else {
             return;
@@ -179,11 +183,14 @@ impl<N: SimNode> Simulation<N> {
         }
         let peer = Self::other_node(conn, side);
         let d = self.net.delay(i, peer);
-        let conn = self
-            .streams
-            .conns
-            .get_mut(&conn_id)
-            .expect("looked up above");
+        if abort {
+            // The reset overtakes nothing: what is in flight is lost with it (an open
+            // still in its handshake never reaches the peer), and the peer's end fails.
+            conn.cut = true;
+            self.fail_sides(conn_id, &[other], self.now + d);
+            self.maybe_forget(conn_id);
+            return;
+        }
         let at = (self.now + d).max(conn.next_delivery[usize::from(other)]);
         conn.next_delivery[usize::from(other)] = at;
         self.push(

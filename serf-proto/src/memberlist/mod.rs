@@ -88,8 +88,10 @@ pub(crate) enum Pending {
     Open { id: u64, to: SocketAddr },
     /// A sealed frame.
     Frame { id: u64, frame: Vec<u8> },
-    /// Close a stream.
+    /// Close a stream after its frames.
     Close { id: u64 },
+    /// Drop a stream at once.
+    Abort { id: u64 },
 }
 
 /// The leading message of a datagram. Encoded at poll time, so nothing is allocated for
@@ -582,7 +584,7 @@ impl<D: Delegate> Memberlist<D> {
         self.pending.clear();
         let ids: Vec<u64> = self.streams.keys().copied().collect();
         for id in ids {
-            self.pending.push_back(Pending::Close { id });
+            self.pending.push_back(Pending::Abort { id });
         }
         self.streams.clear();
         self.probe = None;
@@ -632,7 +634,7 @@ impl<D: Delegate> Memberlist<D> {
             match idle {
                 Some(id) => {
                     self.metrics.streams_evicted += 1;
-                    self.close_stream(id);
+                    self.abort_stream(id);
                 }
                 None => {
                     self.metrics.streams_refused += 1;
@@ -772,6 +774,7 @@ impl<D: Delegate> Memberlist<D> {
                     Output::SendFrame { id: StreamId(id) }
                 }
                 Pending::Close { id } => Output::CloseStream { id: StreamId(id) },
+                Pending::Abort { id } => Output::AbortStream { id: StreamId(id) },
             };
             return Some(out);
         }

@@ -238,7 +238,8 @@ impl<D: Delegate> Memberlist<D> {
             && let Some(id) = p.stream
             && self.streams.contains_key(&id)
         {
-            self.close_stream(id);
+            // The window is over without an answer on the stream: give up on it.
+            self.abort_stream(id);
         }
         if core::mem::take(&mut self.probe_tick_pending) {
             self.start_probe(now);

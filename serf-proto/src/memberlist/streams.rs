@@ -96,13 +96,31 @@ impl<D: Delegate> Memberlist<D> {
         id
     }
 
-    /// Forgets a stream and tells the driver to close it.
+    /// Forgets a stream whose exchange is over and tells the driver to close it once
+    /// what is queued is written.
     pub(crate) fn close_stream(&mut self, id: u64) {
-        if let Some(s) = self.streams.remove(&id) {
-            if s.kind == StreamKind::Inbound {
-                self.inbound_streams -= 1;
-            }
+        if self.forget_stream(id) {
             self.pending.push_back(Pending::Close { id });
+        }
+    }
+
+    /// Forgets a stream and tells the driver to drop it at once, queued frames included.
+    pub(crate) fn abort_stream(&mut self, id: u64) {
+        if self.forget_stream(id) {
+            self.pending.push_back(Pending::Abort { id });
+        }
+    }
+
+    /// Removes a stream from the table; whether it was there.
+    fn forget_stream(&mut self, id: u64) -> bool {
+        match self.streams.remove(&id) {
+            Some(s) => {
+                if s.kind == StreamKind::Inbound {
+                    self.inbound_streams -= 1;
+                }
+                true
+            }
+            None => false,
         }
     }
 
@@ -150,7 +168,11 @@ impl<D: Delegate> Memberlist<D> {
         let id = self.open_stream(now, to, StreamKind::PushPull { join });
         match self.seal_frame(&body) {
             Some(frame) => self.pending.push_back(Pending::Frame { id, frame }),
-            None => self.fail_stream(id, JoinError::BadAnswer("local state too large".into())),
+            None => self.fail_stream(
+                id,
+                JoinError::BadAnswer("local state too large".into()),
+                false,
+            ),
         }
     }
 
@@ -172,7 +194,7 @@ impl<D: Delegate> Memberlist<D> {
                     Ok(body) => self.handle_frame(now, id, peer, kind, body),
                     Err(e) => {
                         self.metrics.count_transform_error(e);
-                        self.fail_stream(id, JoinError::BadAnswer(e.to_string()));
+                        self.fail_stream(id, JoinError::BadAnswer(e.to_string()), false);
                     }
                 }
                 self.scratch.open = open;
@@ -180,9 +202,12 @@ impl<D: Delegate> Memberlist<D> {
             StreamEvent::Closed | StreamEvent::Failed => {
                 // A stream that only sends, or an inbound one, ends quietly; one that
                 // waited for an answer failed.
-                match kind {
-                    StreamKind::SendOnly | StreamKind::Inbound => self.close_stream(id),
-                    _ => self.fail_stream(id, JoinError::Unreachable),
+                match (kind, event) {
+                    (StreamKind::SendOnly | StreamKind::Inbound, StreamEvent::Closed) => {
+                        self.close_stream(id)
+                    }
+                    (StreamKind::SendOnly | StreamKind::Inbound, _) => self.abort_stream(id),
+                    _ => self.fail_stream(id, JoinError::Unreachable, false),
                 }
             }
         }
@@ -190,18 +215,24 @@ impl<D: Delegate> Memberlist<D> {
 
     pub(crate) fn on_stream_timeout(&mut self, _now: Instant, id: u64) {
         if self.streams.contains_key(&id) {
-            self.fail_stream(id, JoinError::Timeout);
+            self.fail_stream(id, JoinError::Timeout, false);
         }
     }
 
-    /// Closes a stream that did not complete, and reports it to its join if any.
-    fn fail_stream(&mut self, id: u64, why: JoinError) {
+    /// Ends a stream that did not complete, and reports it to its join if any. With
+    /// `flush`, what is queued (an error reply to the peer) is written before the close;
+    /// otherwise the stream is aborted.
+    fn fail_stream(&mut self, id: u64, why: JoinError, flush: bool) {
         let Some(s) = self.streams.get(&id) else {
             return;
         };
         let (peer, kind) = (s.peer, s.kind);
         self.metrics.streams_failed += 1;
-        self.close_stream(id);
+        if flush {
+            self.close_stream(id);
+        } else {
+            self.abort_stream(id);
+        }
         if let StreamKind::PushPull { join: Some(j) } = kind {
             if let Some(js) = self.joins.get_mut(&j) {
                 js.remaining -= 1;
@@ -241,18 +272,22 @@ impl<D: Delegate> Memberlist<D> {
             Some(Ok(None)) => {
                 self.metrics.messages_unknown += 1;
                 self.reply_error(id, "unknown message type");
-                self.fail_stream(id, JoinError::BadAnswer("unknown message type".into()));
+                self.fail_stream(
+                    id,
+                    JoinError::BadAnswer("unknown message type".into()),
+                    true,
+                );
                 return;
             }
             Some(Err(e)) => {
                 self.metrics.messages_malformed += 1;
                 self.reply_error(id, "malformed message");
-                self.fail_stream(id, JoinError::BadAnswer(e.to_string()));
+                self.fail_stream(id, JoinError::BadAnswer(e.to_string()), true);
                 return;
             }
             None => {
                 self.metrics.messages_malformed += 1;
-                self.fail_stream(id, JoinError::BadAnswer("empty frame".into()));
+                self.fail_stream(id, JoinError::BadAnswer("empty frame".into()), false);
                 return;
             }
         };
@@ -269,12 +304,13 @@ impl<D: Delegate> Memberlist<D> {
                         self.finish_join_if_done(j);
                     }
                     (Ok(()), None) => self.close_stream(id),
-                    (Err(why), _) => self.fail_stream(id, JoinError::MergeRefused(why)),
+                    (Err(why), _) => self.fail_stream(id, JoinError::MergeRefused(why), false),
                 }
             }
             (StreamKind::PushPull { .. }, Message::Error(e)) => {
+                // The peer answered and closes: an orderly end of a failed exchange.
                 let why = JoinError::Remote(e.message.to_string());
-                self.fail_stream(id, why);
+                self.fail_stream(id, why, true);
             }
             (StreamKind::Ping { seq }, Message::Ack(a)) => {
                 if a.seq == seq {
@@ -321,7 +357,7 @@ impl<D: Delegate> Memberlist<D> {
             (_, _) => {
                 self.metrics.messages_unexpected += 1;
                 self.reply_error(id, "unexpected message");
-                self.fail_stream(id, JoinError::BadAnswer("unexpected message".into()));
+                self.fail_stream(id, JoinError::BadAnswer("unexpected message".into()), true);
             }
         }
     }

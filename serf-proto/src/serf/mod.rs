@@ -460,7 +460,8 @@ pub(crate) const TIER_EVENT: usize = 2;
 ///         Output::Event(Event::Member { kind, members }) => seen.push(format!("{} {}", kind.as_str(), members[0].name)),
 ///         Output::Event(Event::User(e)) => seen.push(format!("user {} {:?}", e.name, e.payload)),
 ///         Output::Event(_) | Output::Transmit { .. } | Output::OpenStream { .. }
-///         | Output::SendFrame { .. } | Output::CloseStream { .. } => {}
+///         | Output::SendFrame { .. } | Output::CloseStream { .. }
+///         | Output::AbortStream { .. } => {}
 ///         Output::Timeout(at) => break at,
 ///     }
 /// };
@@ -874,6 +875,7 @@ impl Serf {
                     Output::OpenStream { id, to } => Output::OpenStream { id, to },
                     Output::SendFrame { id } => Output::SendFrame { id },
                     Output::CloseStream { id } => Output::CloseStream { id },
+                    Output::AbortStream { id } => Output::AbortStream { id },
                     // poll_transmit yields no events or deadlines.
                     Output::Event(_) | Output::Timeout(_) => continue,
                 };

@@ -32,6 +32,8 @@ enum Delivery {
     Closed {
         from: usize,
         id: StreamId,
+        /// An abort: the peer's end fails instead of closing.
+        failed: bool,
     },
 }
 
@@ -242,7 +244,20 @@ impl<N: Machine> Cluster<N> {
                     self.send(now + self.latency, d);
                 }
                 Output::CloseStream { id } => {
-                    self.send(now + self.latency, Delivery::Closed { from: i, id });
+                    let d = Delivery::Closed {
+                        from: i,
+                        id,
+                        failed: false,
+                    };
+                    self.send(now + self.latency, d);
+                }
+                Output::AbortStream { id } => {
+                    let d = Delivery::Closed {
+                        from: i,
+                        id,
+                        failed: true,
+                    };
+                    self.send(now + self.latency, d);
                 }
                 Output::Event(e) => {
                     if let Some(mut hook) = self.hook.take() {
@@ -294,16 +309,22 @@ impl<N: Machine> Cluster<N> {
                     .handle_stream(now, theirs, StreamEvent::Frame(&data));
                 self.drain(to);
             }
-            Delivery::Closed { from, id } => {
+            Delivery::Closed { from, id, failed } => {
                 let Some((to, theirs)) = self.links.remove(&(from, id)) else {
                     return;
                 };
                 if !self.hosts[to].up {
                     return;
                 }
-                self.hosts[to]
-                    .node
-                    .handle_stream(now, theirs, StreamEvent::Closed);
+                self.hosts[to].node.handle_stream(
+                    now,
+                    theirs,
+                    if failed {
+                        StreamEvent::Failed
+                    } else {
+                        StreamEvent::Closed
+                    },
+                );
                 self.drain(to);
             }
         }
