@@ -59,15 +59,16 @@ pub(crate) struct StreamShared {
     pub metrics: Arc<DriverMetrics>,
 }
 
-/// Connects to `to` within `connect_timeout`, then runs the connection.
+/// Connects to `to` by `deadline` (the core's, for this stream), then runs the
+/// connection.
 pub(crate) async fn run_outbound(
     id: StreamId,
     to: SocketAddr,
-    connect_timeout: Duration,
+    deadline: tokio::time::Instant,
     writes: mpsc::Receiver<Write>,
     shared: StreamShared,
 ) {
-    match tokio::time::timeout(connect_timeout, TcpStream::connect(to)).await {
+    match tokio::time::timeout_at(deadline, TcpStream::connect(to)).await {
         Ok(Ok(stream)) => run(id, stream, writes, shared).await,
         _ => {
             shared.metrics.connects_failed.fetch_add(1, Relaxed);

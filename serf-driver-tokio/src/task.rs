@@ -49,7 +49,7 @@ impl Clock {
     }
 
     /// The tokio instant of a core deadline; "never" becomes an hour from now.
-    fn deadline(&self, at: Instant) -> tokio::time::Instant {
+    pub fn deadline(&self, at: Instant) -> tokio::time::Instant {
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         if at == Instant::MAX {
             return far;
@@ -80,7 +80,6 @@ pub(crate) struct Task {
     pub metrics: Arc<DriverMetrics>,
     pub stream_shared: StreamShared,
     pub stream_events: mpsc::Receiver<(StreamId, StreamMsg)>,
-    pub connect_timeout: Duration,
     pub snapshot: Option<crate::snapshot::Writer>,
 }
 
@@ -282,13 +281,17 @@ impl Task {
                         self.metrics.datagrams_send_dropped.fetch_add(1, Relaxed);
                     }
                 },
-                Output::OpenStream { id, to } => {
+                Output::OpenStream {
+                    id, to, deadline, ..
+                } => {
+                    // Connecting past the core's deadline for the stream is pointless: it
+                    // aborts the stream then (for a fallback ping, about a second away).
                     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                     run.conns.insert(id, tx);
                     run.tasks.spawn(stream::run_outbound(
                         id,
                         to,
-                        self.connect_timeout,
+                        self.clock.deadline(deadline),
                         rx,
                         self.stream_shared.clone(),
                     ));

@@ -41,6 +41,12 @@
 //! onto a connection with [`framing`]'s length prefix and reports what happens on it
 //! ([`StreamEvent`]). A stream ends in one of two ways, and the driver must tell them apart:
 //!
+//! - [`Output::OpenStream`] carries the core's `deadline` for the stream and, when the
+//!   core knows who is at the address, the `peer`'s node name. Use the deadline as the
+//!   connect timeout: the core aborts the stream then, and it is not always
+//!   `stream_timeout` away (a fallback ping's stream lasts only its probe window, about
+//!   a second). A TLS or QUIC driver checks the peer's identity against `peer`; it is
+//!   `None` for a join by address and for messages sent to an address.
 //! - [`Output::CloseStream`]: an orderly end. Write every frame queued for the stream,
 //!   then close our side (TCP `shutdown`, QUIC `finish`). Used when an exchange is over,
 //!   and for send-only streams right after their one frame.
@@ -87,7 +93,7 @@
 //!                 Output::Transmit { to } => {
 //!                     net.push_back((node_at(to), Wire::Datagram { from: i, data: buf.clone() }))
 //!                 }
-//!                 Output::OpenStream { id, to } => net.push_back((node_at(to), Wire::Open { from: i, id })),
+//!                 Output::OpenStream { id, to, .. } => net.push_back((node_at(to), Wire::Open { from: i, id })),
 //!                 Output::SendFrame { id } => {
 //!                     let peer = if i == 0 { 1 } else { 0 };
 //!                     net.push_back((peer, Wire::Frame { from: i, id, data: buf.clone() }))

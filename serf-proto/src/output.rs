@@ -1,5 +1,6 @@
 //! What the driver gives the core and what it gets back.
 
+use crate::name::Name;
 use crate::time::Instant;
 use core::net::SocketAddr;
 
@@ -35,6 +36,15 @@ pub enum Output<E> {
         id: StreamId,
         /// Destination.
         to: SocketAddr,
+        /// The node expected at `to`, when the core knows it (a member's push-pull or
+        /// fallback ping; not a join by address): a TLS or QUIC driver checks the peer's
+        /// identity against it.
+        peer: Option<Name>,
+        /// When the core gives up on the stream (it then asks for an abort). Connecting
+        /// longer is pointless: use it as the connect timeout. It is not always
+        /// `stream_timeout` from now: the fallback ping's stream lives only as long as
+        /// its probe window (about a second).
+        deadline: Instant,
     },
     /// Send the frame now in the lent buffer on stream `id`, with a length prefix.
     SendFrame {

@@ -136,3 +136,56 @@ fn a_stream_the_peer_fails_is_aborted_and_its_join_reports_it() {
     }
     assert_eq!(saw, (true, true));
 }
+
+#[test]
+fn a_join_stream_names_no_peer_and_lasts_the_stream_timeout() {
+    let mut a = node("a", 1);
+    a.join(Instant::ZERO, &[addr(2)]).unwrap();
+    let mut buf = Vec::new();
+    let open = loop {
+        match a.poll_output(&mut buf) {
+            Output::OpenStream { peer, deadline, .. } => break (peer, deadline),
+            Output::Timeout(_) => panic!("no stream"),
+            _ => {}
+        }
+    };
+    assert_eq!(open, (None, Instant::ZERO + Config::lan().stream_timeout));
+}
+
+#[test]
+fn a_fallback_ping_stream_names_its_target_and_lasts_the_probe_window() {
+    let (mut a, mut b) = (node("a", 1), node("b", 2));
+    let (id, frame) = start_join(&mut a);
+    let theirs = b.accept_stream(Instant::ZERO, addr(1)).unwrap();
+    b.handle_stream(Instant::ZERO, theirs, StreamEvent::Frame(&frame));
+    let Some(Op::Frame(_, answer)) = drain(&mut b).into_iter().next() else {
+        panic!("no answer")
+    };
+    a.handle_stream(Instant::ZERO, id, StreamEvent::Frame(&answer));
+    drain(&mut a);
+    // b goes silent: a probes it, gets no ack, and tries a stream within the window.
+    let mut buf = Vec::new();
+    let mut now = Instant::ZERO;
+    let open = 'outer: loop {
+        a.handle_timeout(now);
+        loop {
+            match a.poll_output(&mut buf) {
+                Output::OpenStream { peer, deadline, .. } => break 'outer (now, peer, deadline),
+                Output::Timeout(at) => {
+                    assert!(at < Instant::from_secs(10), "no fallback ping");
+                    now = at;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    };
+    let (at, peer, deadline) = open;
+    assert_eq!(peer.as_deref(), Some("b"));
+    let config = Config::lan();
+    assert!(
+        deadline > at && deadline - at < config.probe_interval,
+        "{at:?} {deadline:?}"
+    );
+    assert!(deadline - at < config.stream_timeout);
+}

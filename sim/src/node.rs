@@ -146,7 +146,7 @@ impl SimOutput {
     pub fn from_core<E>(out: serf_proto::Output<E>) -> Result<SimOutput, E> {
         Ok(match out {
             Output::Transmit { to } => SimOutput::Transmit { to },
-            Output::OpenStream { id, to } => SimOutput::OpenStream { id, to },
+            Output::OpenStream { id, to, .. } => SimOutput::OpenStream { id, to },
             Output::SendFrame { id } => SimOutput::SendFrame { id },
             Output::CloseStream { id } => SimOutput::CloseStream { id },
             Output::AbortStream { id } => SimOutput::AbortStream { id },

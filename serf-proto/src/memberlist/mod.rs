@@ -85,7 +85,12 @@ pub(crate) enum Pending {
     /// A datagram of broadcasts only (a gossip round).
     Gossip { to: SocketAddr },
     /// Open a stream.
-    Open { id: u64, to: SocketAddr },
+    Open {
+        id: u64,
+        to: SocketAddr,
+        peer: Option<Name>,
+        deadline: Instant,
+    },
     /// A sealed frame.
     Frame { id: u64, frame: Vec<u8> },
     /// Close a stream after its frames.
@@ -439,7 +444,7 @@ impl<D: Delegate> Memberlist<D> {
             },
         );
         for &seed in seeds {
-            self.start_push_pull(now, seed, Some(id));
+            self.start_push_pull(now, seed, None, Some(id));
         }
         self.finish_join_if_done(id);
         Ok(JoinId(id))
@@ -763,9 +768,16 @@ impl<D: Delegate> Memberlist<D> {
                     }
                     Output::Transmit { to }
                 }
-                Pending::Open { id, to } => Output::OpenStream {
+                Pending::Open {
+                    id,
+                    to,
+                    peer,
+                    deadline,
+                } => Output::OpenStream {
                     id: StreamId(id),
                     to,
+                    peer,
+                    deadline,
                 },
                 Pending::Frame { id, frame } => {
                     buf.clear();

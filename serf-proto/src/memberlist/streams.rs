@@ -15,6 +15,7 @@ use super::delegate::{Candidate, JoinError};
 use super::state::NodeState;
 use super::timers::Timer;
 use super::{Delegate, Event, JoinId, Memberlist, Pending};
+use crate::name::Name;
 use crate::output::StreamEvent;
 use crate::time::Instant;
 use crate::wire::{Ack, BodyIter, ErrorReply, Message, PushNode, PushPull, WireMessage, WireState};
@@ -50,17 +51,23 @@ pub(crate) struct JoinState {
 }
 
 impl<D: Delegate> Memberlist<D> {
-    /// Opens a stream with the default deadline.
-    pub(crate) fn open_stream(&mut self, now: Instant, to: SocketAddr, kind: StreamKind) -> u64 {
+    /// Opens a stream to `to` (node `peer` if known) with the default deadline.
+    pub(crate) fn open_stream(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        peer: Option<Name>,
+        kind: StreamKind,
+    ) -> u64 {
         let deadline = now + self.config.stream_timeout;
-        self.open_stream_until(now, to, kind, deadline)
+        self.open_stream_until(to, peer, kind, deadline)
     }
 
-    /// Opens a stream that fails at `deadline`.
+    /// Opens a stream to `to` (node `peer` if known) that fails at `deadline`.
     pub(crate) fn open_stream_until(
         &mut self,
-        _now: Instant,
         to: SocketAddr,
+        peer: Option<Name>,
         kind: StreamKind,
         deadline: Instant,
     ) -> u64 {
@@ -74,7 +81,12 @@ impl<D: Delegate> Memberlist<D> {
                 idle: false,
             },
         );
-        self.pending.push_back(Pending::Open { id, to });
+        self.pending.push_back(Pending::Open {
+            id,
+            to,
+            peer,
+            deadline,
+        });
         self.timers.schedule(deadline, Timer::Stream(id));
         id
     }
@@ -162,10 +174,17 @@ impl<D: Delegate> Memberlist<D> {
         out
     }
 
-    /// Starts a push-pull with `to`, as part of join `join` if any.
-    pub(crate) fn start_push_pull(&mut self, now: Instant, to: SocketAddr, join: Option<u64>) {
+    /// Starts a push-pull with `to` (member `peer` if known), as part of join `join` if
+    /// any.
+    pub(crate) fn start_push_pull(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        peer: Option<Name>,
+        join: Option<u64>,
+    ) {
         let body = self.encode_push_pull(join.is_some());
-        let id = self.open_stream(now, to, StreamKind::PushPull { join });
+        let id = self.open_stream(now, to, peer, StreamKind::PushPull { join });
         match self.seal_frame(&body) {
             Some(frame) => self.pending.push_back(Pending::Frame { id, frame }),
             None => self.fail_stream(

@@ -872,7 +872,17 @@ impl Serf {
             if let Some(out) = self.ml.poll_transmit(buf) {
                 return match out {
                     Output::Transmit { to } => Output::Transmit { to },
-                    Output::OpenStream { id, to } => Output::OpenStream { id, to },
+                    Output::OpenStream {
+                        id,
+                        to,
+                        peer,
+                        deadline,
+                    } => Output::OpenStream {
+                        id,
+                        to,
+                        peer,
+                        deadline,
+                    },
                     Output::SendFrame { id } => Output::SendFrame { id },
                     Output::CloseStream { id } => Output::CloseStream { id },
                     Output::AbortStream { id } => Output::AbortStream { id },

@@ -227,7 +227,7 @@ impl<N: Machine> Cluster<N> {
                         },
                     );
                 }
-                Output::OpenStream { id, to } => {
+                Output::OpenStream { id, to, .. } => {
                     let Some(j) = self.host_at(to) else { continue };
                     if self.cut.contains(&(i, j)) {
                         continue; // the connect times out; the core's deadline handles it
