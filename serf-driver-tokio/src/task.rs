@@ -176,10 +176,8 @@ impl Task {
     }
 
     fn stream_msg(&mut self, run: &mut Run, id: StreamId, msg: StreamMsg) {
-        // Whatever a connection reports after the core closed it is of no interest.
-        if !run.conns.contains_key(&id) {
-            return;
-        }
+        // Reported even after the core closed the stream: that is how it learns whether
+        // a send-only stream delivered its message (it ignores the rest).
         let now = self.clock.now();
         match msg {
             StreamMsg::Frame(body, _permit) => {

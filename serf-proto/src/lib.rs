@@ -54,6 +54,23 @@
 //!   down at once, so the peer's end fails. Used when a stream's deadline passes, an idle
 //!   inbound stream is evicted, an answer is broken, and on shutdown.
 //!
+//! What holds on every stream, and what the driver does about it:
+//!
+//! - **One frame each way.** A push-pull carries our state and the peer's answer; a
+//!   fallback ping, the ping and its ack; a send-only stream (a user message too large for
+//!   a datagram: large user events, query responses, relays) one message and no answer.
+//!   An inbound stream is ended after its first frame is answered.
+//! - **Keep reporting after a close.** After `CloseStream`, report `Closed` when the peer
+//!   closes its end, or `Failed` if the connection fails first (a connect that never
+//!   succeeds included). For a send-only stream that is how the core learns whether the
+//!   message arrived: a failure, or no word by the stream's deadline, is counted in
+//!   [`Metrics::stream_sends_failed`]. Anything else reported on a stream the core has
+//!   closed or aborted is ignored and not counted; only an id the core never issued
+//!   counts in [`Metrics::streams_unknown`] (a driver bug).
+//! - **Unknown ids are harmless.** A `CloseStream`, `AbortStream` or `SendFrame` for an
+//!   id the driver no longer has (its connection failed first and was reported) or never
+//!   opened (an `AbortStream` may follow a `CloseStream` on shutdown) is ignored.
+//!
 //! ## The canonical driver loop
 //!
 //! Two nodes on an in-memory network. A real driver does the same with a UDP socket, TCP

@@ -93,12 +93,18 @@ pub struct Metrics {
     pub push_pulls: u64,
     /// Streams that failed or timed out.
     pub streams_failed: u64,
+    /// Send-only streams (user messages too large for a datagram: large user events,
+    /// query responses, relays) that failed, or were not confirmed closed by the peer by
+    /// their deadline, after their one frame: the message was probably lost. Also
+    /// counted in `streams_failed`.
+    pub stream_sends_failed: u64,
     /// Inbound streams refused by the concurrency limit.
     pub streams_refused: u64,
     /// Inbound streams closed to make room for a new one because they had sent nothing
     /// yet (idle connections must not lock everyone else out).
     pub streams_evicted: u64,
-    /// Stream events for unknown streams.
+    /// Stream events for ids the core never issued (a driver bug). Events for streams
+    /// the core already closed or aborted are expected and not counted.
     pub streams_unknown: u64,
     /// Messages too large to send (over `max_stream_frame`).
     pub messages_too_large: u64,

@@ -189,3 +189,69 @@ fn a_fallback_ping_stream_names_its_target_and_lasts_the_probe_window() {
     );
     assert!(deadline - at < config.stream_timeout);
 }
+
+/// A large user message on its send-only stream: the stream's id, after its close.
+fn send_large_message(a: &mut Memberlist) -> StreamId {
+    a.send_user_message(Instant::ZERO, addr(2), &[7u8; 4000])
+        .unwrap();
+    match drain(a).last() {
+        Some(Op::Close(id)) => *id,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// (stream_sends_failed, streams_failed, streams_unknown)
+fn lost(m: &Memberlist) -> (u64, u64, u64) {
+    let x = m.metrics();
+    (x.stream_sends_failed, x.streams_failed, x.streams_unknown)
+}
+
+#[test]
+fn a_send_only_stream_that_fails_after_its_close_counts_a_lost_message() {
+    let mut a = node("a", 1);
+    let id = send_large_message(&mut a);
+    a.handle_stream(Instant::ZERO, id, StreamEvent::Failed);
+    assert_eq!(lost(&a), (1, 1, 0));
+    assert!(
+        drain(&mut a).is_empty(),
+        "closed already: nothing more to do"
+    );
+}
+
+#[test]
+fn a_send_only_stream_the_peer_closes_delivered_its_message() {
+    let mut a = node("a", 1);
+    let id = send_large_message(&mut a);
+    a.handle_stream(Instant::ZERO, id, StreamEvent::Closed);
+    a.handle_timeout(Instant::ZERO + Config::lan().stream_timeout);
+    assert_eq!(lost(&a), (0, 0, 0));
+}
+
+#[test]
+fn a_send_only_stream_unconfirmed_by_its_deadline_counts_a_lost_message() {
+    let mut a = node("a", 1);
+    send_large_message(&mut a);
+    a.handle_timeout(Instant::ZERO + Config::lan().stream_timeout);
+    assert_eq!(lost(&a), (1, 1, 0));
+}
+
+#[test]
+fn events_after_a_close_are_ignored_and_only_never_issued_ids_are_unknown() {
+    let (mut a, mut b) = (node("a", 1), node("b", 2));
+    let (_, frame) = start_join(&mut a);
+    let theirs = b.accept_stream(Instant::ZERO, addr(1)).unwrap();
+    b.handle_stream(Instant::ZERO, theirs, StreamEvent::Frame(&frame));
+    let ops = drain(&mut b);
+    // One frame each way: the request came in, one answer goes out, then the close.
+    assert_eq!(ops.iter().filter(|o| matches!(o, Op::Frame(..))).count(), 1);
+    assert_eq!(ops.last(), Some(&Op::Close(theirs)));
+    // The driver reports what it saw after the close: harmless, not counted.
+    b.handle_stream(Instant::ZERO, theirs, StreamEvent::Frame(&frame));
+    b.handle_stream(Instant::ZERO, theirs, StreamEvent::Closed);
+    b.handle_stream(Instant::ZERO, theirs, StreamEvent::Failed);
+    assert!(drain(&mut b).is_empty());
+    assert_eq!(lost(&b), (0, 0, 0));
+    // An id the core never issued is a driver bug: counted.
+    b.handle_stream(Instant::ZERO, StreamId(1 << 40), StreamEvent::Closed);
+    assert_eq!(lost(&b), (0, 0, 1));
+}

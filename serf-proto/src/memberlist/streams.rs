@@ -3,13 +3,17 @@
 //!
 //! The core names streams and speaks in whole frames; each frame carries the same
 //! transforms as a datagram (label, checksum, compression, encryption). Every stream has a
-//! deadline; when it passes the stream is closed and counted as failed.
+//! deadline; when it passes the stream is aborted and counted as failed.
+//!
+//! A stream carries at most one frame each way; the core then ends it.
 //!
 //! Exchanges:
 //! - push-pull: the initiator sends its state; the responder answers with its own, and
 //!   both merge. The responder closes after answering.
 //! - ping: the initiator sends a ping; the responder answers with an ack and closes.
-//! - user message: the initiator sends it and closes.
+//! - user message: the initiator sends it and closes. The core keeps the stream until
+//!   the driver reports how it ended (or its deadline passes), so a lost message is
+//!   counted (`stream_sends_failed`).
 
 use super::delegate::{Candidate, JoinError};
 use super::state::NodeState;
@@ -41,6 +45,8 @@ pub(crate) struct Stream {
     pub kind: StreamKind,
     /// An inbound stream that has not delivered a frame yet.
     pub idle: bool,
+    /// A send-only stream we closed: kept to learn whether its message got through.
+    pub closing: bool,
 }
 
 #[derive(Debug)]
@@ -79,6 +85,7 @@ impl<D: Delegate> Memberlist<D> {
                 peer: to,
                 kind,
                 idle: false,
+                closing: false,
             },
         );
         self.pending.push_back(Pending::Open {
@@ -101,6 +108,7 @@ impl<D: Delegate> Memberlist<D> {
                 peer: from,
                 kind: StreamKind::Inbound,
                 idle: true,
+                closing: false,
             },
         );
         self.timers
@@ -111,9 +119,20 @@ impl<D: Delegate> Memberlist<D> {
     /// Forgets a stream whose exchange is over and tells the driver to close it once
     /// what is queued is written.
     pub(crate) fn close_stream(&mut self, id: u64) {
-        if self.forget_stream(id) {
-            self.pending.push_back(Pending::Close { id });
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if s.closing {
+            return;
         }
+        if s.kind == StreamKind::SendOnly {
+            // Its message is delivered only if the connection ends well: wait for the
+            // driver's word (or the deadline) so a loss is counted.
+            s.closing = true;
+        } else {
+            self.forget_stream(id);
+        }
+        self.pending.push_back(Pending::Close { id });
     }
 
     /// Forgets a stream and tells the driver to drop it at once, queued frames included.
@@ -197,10 +216,19 @@ impl<D: Delegate> Memberlist<D> {
 
     pub(crate) fn on_stream_event(&mut self, now: Instant, id: u64, event: StreamEvent<'_>) {
         let Some(stream) = self.streams.get(&id) else {
-            self.metrics.streams_unknown += 1;
+            // Ids are never reused: one we issued was closed or aborted, and the driver
+            // reports what it saw since (harmless, not counted). A higher one was never
+            // ours.
+            if id >= self.next_stream {
+                self.metrics.streams_unknown += 1;
+            }
             return;
         };
         let (peer, kind) = (stream.peer, stream.kind);
+        if stream.closing {
+            self.on_send_ended(id, event);
+            return;
+        }
         match event {
             StreamEvent::Frame(frame) => {
                 if let Some(s) = self.streams.get_mut(&id) {
@@ -222,10 +250,8 @@ impl<D: Delegate> Memberlist<D> {
                 // A stream that only sends, or an inbound one, ends quietly; one that
                 // waited for an answer failed.
                 match (kind, event) {
-                    (StreamKind::SendOnly | StreamKind::Inbound, StreamEvent::Closed) => {
-                        self.close_stream(id)
-                    }
-                    (StreamKind::SendOnly | StreamKind::Inbound, _) => self.abort_stream(id),
+                    (StreamKind::Inbound, StreamEvent::Closed) => self.close_stream(id),
+                    (StreamKind::Inbound, _) => self.abort_stream(id),
                     _ => self.fail_stream(id, JoinError::Unreachable, false),
                 }
             }
@@ -233,9 +259,32 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     pub(crate) fn on_stream_timeout(&mut self, _now: Instant, id: u64) {
-        if self.streams.contains_key(&id) {
-            self.fail_stream(id, JoinError::Timeout, false);
+        match self.streams.get(&id) {
+            // Not confirmed by its deadline: the message is as good as lost. The driver
+            // closed it already; nothing more to ask.
+            Some(s) if s.closing => self.send_failed(id),
+            Some(_) => self.fail_stream(id, JoinError::Timeout, false),
+            None => {}
         }
+    }
+
+    /// What the driver reports on a send-only stream after our close: an orderly close
+    /// by the peer means it got the message; a failure means it probably did not.
+    fn on_send_ended(&mut self, id: u64, event: StreamEvent<'_>) {
+        match event {
+            // One frame each way: a send-only stream expects no answer.
+            StreamEvent::Frame(_) => self.metrics.messages_unexpected += 1,
+            StreamEvent::Closed => {
+                self.forget_stream(id);
+            }
+            StreamEvent::Failed => self.send_failed(id),
+        }
+    }
+
+    fn send_failed(&mut self, id: u64) {
+        self.metrics.streams_failed += 1;
+        self.metrics.stream_sends_failed += 1;
+        self.forget_stream(id);
     }
 
     /// Ends a stream that did not complete, and reports it to its join if any. With
