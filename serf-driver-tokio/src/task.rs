@@ -225,14 +225,8 @@ impl Task {
                 }
             },
             Command::Leave { reply } => match self.serf.leave(now) {
-                Ok(()) if self.serf.state() == SerfState::Left => {
-                    let _ = reply.send(Ok(()));
-                }
-                // Started now, or already under way: either way it ends with
-                // LeaveCompleted.
-                Ok(()) | Err(serf_proto::serf::SerfError::Leaving) => {
-                    run.waiters.leaves.push(reply)
-                }
+                // Started now, under way, or done: each ends with a LeaveCompleted.
+                Ok(()) => run.waiters.leaves.push(reply),
                 Err(e) => {
                     let _ = reply.send(Err(e.into()));
                 }

@@ -34,6 +34,12 @@
 //!   or repeated `handle_timeout` calls are harmless.
 //! - **Bad input** from the network never panics: it is dropped and counted in
 //!   [`Metrics`]. A panic is a bug in this crate.
+//! - **Counters**: [`Metrics`] (and [`serf::SerfMetrics`] for the Serf layer) count
+//!   what the core did and shed. Export them with `iter()`, which lists every counter
+//!   by name with its doc as help text, so an exporter never misses a new one.
+//! - **Commands answered later** are answered by an event: a `join` by `JoinCompleted`,
+//!   and every `Ok` from [`Serf::leave`] by `LeaveCompleted` (a second leave while
+//!   leaving shares the first one's; a leave once left gets another at once).
 //!
 //! ## Streams
 //!

@@ -392,10 +392,8 @@ impl<D: Delegate> Memberlist<D> {
                 if let Some(frame) = self.seal_frame(&body) {
                     self.pending.push_back(Pending::Frame { id, frame });
                 }
-                if let Err(why) = self.complete_push_pull(now, &pp, pp.join, false) {
-                    self.metrics.merges_refused += 1;
-                    let _ = why;
-                }
+                // A refusal is counted where the merge hook refused.
+                let _ = self.complete_push_pull(now, &pp, pp.join, false);
                 self.close_stream(id);
             }
             (StreamKind::Inbound, Message::Ping(p)) => {

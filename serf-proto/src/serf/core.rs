@@ -977,8 +977,12 @@ impl Core {
     /// Starts a graceful leave (serf `Leave`).
     pub fn leave(&mut self, now: Instant) -> Result<(), SerfError> {
         match self.state {
-            SerfState::Left => return Ok(()),
-            SerfState::Leaving => return Err(SerfError::Leaving),
+            // Whoever asks gets the same answer as the first: a completion.
+            SerfState::Left => {
+                self.events.push_back(Event::LeaveCompleted);
+                return Ok(());
+            }
+            SerfState::Leaving => return Ok(()),
             SerfState::Shutdown => return Err(SerfError::Shutdown),
             SerfState::Alive => {}
         }

@@ -306,7 +306,8 @@ pub enum SerfError {
     /// Query names starting with `_serf_` are reserved.
     #[error("query names starting with \"_serf_\" are reserved")]
     ReservedName,
-    /// `respond` was called twice for one query.
+    /// `respond` was called again for a query already answered (before its deadline;
+    /// after it, the query is [`SerfError::QueryExpired`]). Nothing was sent.
     #[error("response already sent")]
     AlreadyResponded,
     /// The query is unknown or past its deadline.
@@ -342,6 +343,7 @@ pub enum SerfError {
     Memberlist(#[from] memberlist::CommandError),
 }
 
+crate::metrics::counters! {
 /// Counters of the Serf layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SerfMetrics {
@@ -351,12 +353,18 @@ pub struct SerfMetrics {
     pub events_duplicate: u64,
     /// User events dropped as older than the Lamport window or the minimum time.
     pub events_too_old: u64,
+    /// User events dropped because as many distinct events as a Lamport time may hold
+    /// (256) already arrived with theirs (a flood or a forged burst).
+    pub events_time_full: u64,
     /// Queries delivered.
     pub queries_delivered: u64,
     /// Queries dropped as duplicates.
     pub queries_duplicate: u64,
-    /// Queries dropped as too old.
+    /// Queries dropped as older than the Lamport window or the minimum time.
     pub queries_too_old: u64,
+    /// Queries dropped because as many distinct queries as a Lamport time may hold (256)
+    /// already arrived with theirs.
+    pub queries_time_full: u64,
     /// Query acks received for our queries (duplicates excluded).
     pub query_acks: u64,
     /// Query responses received (duplicates excluded).
@@ -400,6 +408,7 @@ pub struct SerfMetrics {
     pub relays_refused: u64,
     /// User events, queries and responses received larger than the hard limits, dropped.
     pub messages_oversized: u64,
+}
 }
 
 /// The statistics Go's `Stats()` reports.
@@ -668,8 +677,11 @@ impl Serf {
     }
 
     /// Leaves gracefully: broadcasts a leave intent, leaves the memberlist, keeps answering
-    /// for `leave_propagate_delay`, then reports [`Event::LeaveCompleted`]. Leaving twice
-    /// is a no-op.
+    /// for `leave_propagate_delay`, then reports [`Event::LeaveCompleted`]. Every `leave`
+    /// that returns `Ok` is answered by a `LeaveCompleted`: a second call while a leave
+    /// is under way waits for the same one (only one is reported), and a call once the
+    /// node has left reports another at once. A driver can therefore answer each caller
+    /// on the next `LeaveCompleted`.
     pub fn leave(&mut self, now: Instant) -> Result<(), SerfError> {
         self.ml.delegate_mut().leave(now)?;
         self.after_input(now);
