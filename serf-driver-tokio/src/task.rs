@@ -311,6 +311,13 @@ impl Task {
                 }
                 Output::Event(e) => self.event(run, e),
                 Output::Timeout(_) => {
+                    // Snapshot records go to the file on a queue of their own that never
+                    // drops (the application's events may be dropped).
+                    while let Some(record) = self.serf.poll_persist() {
+                        if let Some(w) = &self.snapshot {
+                            w.append(record);
+                        }
+                    }
                     if run.failed.is_empty() {
                         break;
                     }
@@ -372,13 +379,6 @@ impl Task {
             Event::KeyResponse { id, response } => {
                 if let Some(w) = run.waiters.keys.remove(&id) {
                     let _ = w.send(Ok(response));
-                }
-            }
-            // Snapshot records are not application events: they go to the snapshot file
-            // on a queue of their own that never drops.
-            Event::Persist(record) => {
-                if let Some(w) = &self.snapshot {
-                    w.append(record);
                 }
             }
             other => self.to_application(other),

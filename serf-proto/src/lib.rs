@@ -34,6 +34,11 @@
 //!   or repeated `handle_timeout` calls are harmless.
 //! - **Bad input** from the network never panics: it is dropped and counted in
 //!   [`Metrics`]. A panic is a bug in this crate.
+//! - **Snapshot records** ([`serf::Record`], with [`serf::Config::snapshot`] on) are not
+//!   outputs: take them with [`Serf::poll_persist`] each time a drain ends, and append
+//!   them to the snapshot file in order. The core never drops them, and unlike
+//!   application events a driver must not either. `poll_persist` documents the file's
+//!   flush and compaction policy.
 //! - **Counters**: [`Metrics`] (and [`serf::SerfMetrics`] for the Serf layer) count
 //!   what the core did and shed. Export them with `iter()`, which lists every counter
 //!   by name with its doc as help text, so an exporter never misses a new one.

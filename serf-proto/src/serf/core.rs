@@ -264,6 +264,8 @@ pub(crate) struct Core {
     timer_seq: u64,
     pub outbox: VecDeque<Action>,
     pub events: VecDeque<Event>,
+    /// Snapshot records not yet taken by the driver; never dropped.
+    pub persist: VecDeque<Record>,
     pub member_coalescer: Option<MemberCoalescer>,
     pub user_coalescer: Option<UserCoalescer>,
     pub queries: BTreeMap<u32, OutQuery>,
@@ -346,6 +348,7 @@ impl Core {
             timer_seq: 0,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            persist: VecDeque::new(),
             member_coalescer,
             user_coalescer,
             queries: BTreeMap::new(),
@@ -616,7 +619,7 @@ impl Core {
 
     pub fn persist(&mut self, r: Record) {
         if self.config.snapshot {
-            self.events.push_back(Event::Persist(r));
+            self.persist.push_back(r);
         }
     }
 

@@ -256,8 +256,6 @@ pub enum Event {
     },
     /// A graceful leave finished: the node can be shut down.
     LeaveCompleted,
-    /// A fact to append to the snapshot (only with `Config::snapshot` on).
-    Persist(Record),
     /// The node shut itself down.
     Shutdown {
         /// Why.
@@ -920,6 +918,22 @@ impl Serf {
     /// When `handle_timeout` must next be called.
     pub fn next_deadline(&self) -> Instant {
         self.ml.next_deadline().min(self.core().next_deadline())
+    }
+
+    /// The next record for the snapshot file, oldest first; `None` when there is none
+    /// (always, unless [`Config::snapshot`] is on).
+    ///
+    /// Records are not events: they never come out of [`Serf::poll_output`], so a driver
+    /// that drops application events under load cannot lose them, and the core never
+    /// drops them either. Take them all whenever a drain ends (at `Output::Timeout`) and
+    /// append them to the file in this order. The file policy is the driver's; Go's,
+    /// which `serf-driver-tokio` follows: append through a buffer flushed every 500 ms;
+    /// when the file passes `max(2 × 128 B × alive members, 128 KiB)`, compact it (write
+    /// the alive members and the three clocks to a new file, sync, rename over the old);
+    /// flush and sync on shutdown. [`SnapshotState`] replays a file's
+    /// records for [`Serf::with_snapshot`].
+    pub fn poll_persist(&mut self) -> Option<Record> {
+        self.ml.delegate_mut().persist.pop_front()
     }
 
     // ---- glue ---------------------------------------------------------------------------

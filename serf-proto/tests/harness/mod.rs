@@ -45,10 +45,17 @@ pub trait Machine {
     fn handle_stream(&mut self, now: Instant, id: StreamId, e: StreamEvent<'_>);
     fn handle_timeout(&mut self, now: Instant);
     fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<Self::Event>;
+    /// Snapshot records (the Serf layer only).
+    fn poll_persist(&mut self) -> Option<serf::Record> {
+        None
+    }
 }
 
 macro_rules! machine {
     ($t:ty, $e:ty) => {
+        machine!($t, $e, |_: &mut $t| None);
+    };
+    ($t:ty, $e:ty, $persist:expr) => {
         impl Machine for $t {
             type Event = $e;
             fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
@@ -66,11 +73,14 @@ macro_rules! machine {
             fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<Self::Event> {
                 <$t>::poll_output(self, buf)
             }
+            fn poll_persist(&mut self) -> Option<serf::Record> {
+                ($persist)(self)
+            }
         }
     };
 }
 machine!(Memberlist, Event);
-machine!(Serf, serf::Event);
+machine!(Serf, serf::Event, |n: &mut Serf| n.poll_persist());
 
 /// One simulated host.
 pub struct Host<N: Machine = Memberlist> {
@@ -80,6 +90,8 @@ pub struct Host<N: Machine = Memberlist> {
     pub up: bool,
     /// Every event, with the time it was polled.
     pub events: Vec<(Instant, N::Event)>,
+    /// Every snapshot record, in order.
+    pub records: Vec<serf::Record>,
     deadline: Instant,
 }
 
@@ -145,6 +157,7 @@ impl<N: Machine> Cluster<N> {
             name: name.to_string(),
             up: true,
             events: Vec::new(),
+            records: Vec::new(),
             deadline: Instant::ZERO,
         });
         self.drain(i);
@@ -268,6 +281,9 @@ impl<N: Machine> Cluster<N> {
                 }
                 Output::Timeout(at) => {
                     self.hosts[i].deadline = at;
+                    while let Some(r) = self.hosts[i].node.poll_persist() {
+                        self.hosts[i].records.push(r);
+                    }
                     break;
                 }
             }
