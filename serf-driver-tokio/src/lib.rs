@@ -59,7 +59,6 @@ use serf_proto::serf::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -230,7 +229,6 @@ impl Builder {
             metrics: metrics.clone(),
             stream_shared: shared,
             stream_events: stream_rx,
-            connect_timeout: connect_timeout(&self.config),
             snapshot: snapshot_writer,
         };
         tokio::spawn(async move {
@@ -247,12 +245,6 @@ impl Builder {
         };
         Ok((handle, Events { rx: event_rx }))
     }
-}
-
-/// How long a connect may take: the core fails a stream at its own deadline anyway
-/// (`stream_timeout`), so waiting longer would only hold a socket.
-fn connect_timeout(config: &Config) -> Duration {
-    config.memberlist.stream_timeout
 }
 
 /// Binds UDP and TCP on one port. With port 0 the OS picks the UDP port, and TCP must

@@ -43,6 +43,8 @@ pub(crate) enum Write {
     Frame(Vec<u8>),
     /// Flush what is queued, then close our side.
     Close,
+    /// Drop the connection at once, with whatever is still queued.
+    Abort,
 }
 
 /// What a connection reports to the core task.
@@ -66,15 +68,16 @@ pub(crate) struct StreamShared {
     pub metrics: Arc<DriverMetrics>,
 }
 
-/// Connects to `to` within `connect_timeout`, then runs the connection.
+/// Connects to `to` by `deadline` (the core's, for this stream), then runs the
+/// connection.
 pub(crate) async fn run_outbound(
     id: StreamId,
     to: SocketAddr,
-    connect_timeout: Duration,
+    deadline: tokio::time::Instant,
     writes: mpsc::Receiver<Write>,
     shared: StreamShared,
 ) {
-    match tokio::time::timeout(connect_timeout, TcpStream::connect(to)).await {
+    match tokio::time::timeout_at(deadline, TcpStream::connect(to)).await {
         Ok(Ok(stream)) => run(id, stream, writes, shared).await,
         _ => {
             shared.metrics.connects_failed.fetch_add(1, Relaxed);
@@ -92,34 +95,51 @@ pub(crate) async fn run(
 ) {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
-    let reader = tokio::spawn(read_frames(id, read, shared.clone()));
-    write_frames(write, writes, &shared).await;
-    // Our side is closed (or the core forgot the stream): give the peer a moment to
-    // finish, reading what it still sends, then drop the socket.
-    let _ = tokio::time::timeout(LINGER, reader).await;
+    let mut reader = tokio::spawn(read_frames(id, read, shared.clone()));
+    if write_frames(write, writes, &shared).await == Ending::Closed {
+        // Our side is closed: give the peer a moment to finish, reading what it still
+        // sends, then drop the socket.
+        if tokio::time::timeout(LINGER, &mut reader).await.is_ok() {
+            return;
+        }
+    }
+    // Aborted, or the peer lingered too long: drop the socket now (unread input makes
+    // the kernel reset it, so the peer's end fails).
+    reader.abort();
+}
+
+/// How the writing side of a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Everything queued was written and our side was shut down.
+    Closed,
+    /// The core gave up on the stream, or a write failed.
+    Aborted,
 }
 
 async fn write_frames(
     mut write: OwnedWriteHalf,
     mut writes: mpsc::Receiver<Write>,
     shared: &StreamShared,
-) {
+) -> Ending {
     while let Some(w) = writes.recv().await {
         match w {
             Write::Frame(framed) => {
                 if write.write_all(&framed).await.is_err() {
                     shared.metrics.stream_write_errors.fetch_add(1, Relaxed);
-                    return;
+                    return Ending::Aborted;
                 }
             }
             Write::Close => {
                 let _ = write.flush().await;
                 let _ = write.shutdown().await;
-                return;
+                return Ending::Closed;
             }
+            Write::Abort => return Ending::Aborted,
         }
     }
     // The core task dropped the queue without a close (it stopped): an abort.
+    Ending::Aborted
 }
 
 async fn read_frames(id: StreamId, mut read: OwnedReadHalf, shared: StreamShared) {

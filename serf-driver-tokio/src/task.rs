@@ -49,7 +49,7 @@ impl Clock {
     }
 
     /// The tokio instant of a core deadline; "never" becomes an hour from now.
-    fn deadline(&self, at: Instant) -> tokio::time::Instant {
+    pub fn deadline(&self, at: Instant) -> tokio::time::Instant {
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         if at == Instant::MAX {
             return far;
@@ -80,7 +80,6 @@ pub(crate) struct Task {
     pub metrics: Arc<DriverMetrics>,
     pub stream_shared: StreamShared,
     pub stream_events: mpsc::Receiver<(StreamId, StreamMsg)>,
-    pub connect_timeout: Duration,
     pub snapshot: Option<crate::snapshot::Writer>,
 }
 
@@ -177,10 +176,8 @@ impl Task {
     }
 
     fn stream_msg(&mut self, run: &mut Run, id: StreamId, msg: StreamMsg) {
-        // Whatever a connection reports after the core closed it is of no interest.
-        if !run.conns.contains_key(&id) {
-            return;
-        }
+        // Reported even after the core closed the stream: that is how it learns whether
+        // a send-only stream delivered its message (it ignores the rest).
         let now = self.clock.now();
         match msg {
             StreamMsg::Frame(body, _permit) => {
@@ -228,14 +225,8 @@ impl Task {
                 }
             },
             Command::Leave { reply } => match self.serf.leave(now) {
-                Ok(()) if self.serf.state() == SerfState::Left => {
-                    let _ = reply.send(Ok(()));
-                }
-                // Started now, or already under way: either way it ends with
-                // LeaveCompleted.
-                Ok(()) | Err(serf_proto::serf::SerfError::Leaving) => {
-                    run.waiters.leaves.push(reply)
-                }
+                // Started now, under way, or done: each ends with a LeaveCompleted.
+                Ok(()) => run.waiters.leaves.push(reply),
                 Err(e) => {
                     let _ = reply.send(Err(e.into()));
                 }
@@ -282,13 +273,17 @@ impl Task {
                         self.metrics.datagrams_send_dropped.fetch_add(1, Relaxed);
                     }
                 },
-                Output::OpenStream { id, to } => {
+                Output::OpenStream {
+                    id, to, deadline, ..
+                } => {
+                    // Connecting past the core's deadline for the stream is pointless: it
+                    // aborts the stream then (for a fallback ping, about a second away).
                     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                     run.conns.insert(id, tx);
                     run.tasks.spawn(stream::run_outbound(
                         id,
                         to,
-                        self.connect_timeout,
+                        self.clock.deadline(deadline),
                         rx,
                         self.stream_shared.clone(),
                     ));
@@ -308,8 +303,21 @@ impl Task {
                         let _ = tx.try_send(Write::Close);
                     }
                 }
+                Output::AbortStream { id } => {
+                    // Dropping the sender ends the connection too, if the queue is full.
+                    if let Some(tx) = run.conns.remove(&id) {
+                        let _ = tx.try_send(Write::Abort);
+                    }
+                }
                 Output::Event(e) => self.event(run, e),
                 Output::Timeout(_) => {
+                    // Snapshot records go to the file on a queue of their own that never
+                    // drops (the application's events may be dropped).
+                    while let Some(record) = self.serf.poll_persist() {
+                        if let Some(w) = &self.snapshot {
+                            w.append(record);
+                        }
+                    }
                     if run.failed.is_empty() {
                         break;
                     }
@@ -371,13 +379,6 @@ impl Task {
             Event::KeyResponse { id, response } => {
                 if let Some(w) = run.waiters.keys.remove(&id) {
                     let _ = w.send(Ok(response));
-                }
-            }
-            // Snapshot records are not application events: they go to the snapshot file
-            // on a queue of their own that never drops.
-            Event::Persist(record) => {
-                if let Some(w) = &self.snapshot {
-                    w.append(record);
                 }
             }
             other => self.to_application(other),

@@ -204,10 +204,12 @@ impl Node {
                         c.closing = true;
                     }
                 }
+                Output::AbortStream { id } => {
+                    // Give up at once: dropping the socket resets the connection.
+                    self.conns.remove(&id);
+                }
                 Output::Event(e) => events.push(e),
                 Output::Timeout(_) => return events,
-                #[allow(unreachable_patterns)]
-                _ => {}
             }
         }
     }

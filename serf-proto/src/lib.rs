@@ -34,6 +34,53 @@
 //!   or repeated `handle_timeout` calls are harmless.
 //! - **Bad input** from the network never panics: it is dropped and counted in
 //!   [`Metrics`]. A panic is a bug in this crate.
+//! - **Snapshot records** ([`serf::Record`], with [`serf::Config::snapshot`] on) are not
+//!   outputs: take them with [`Serf::poll_persist`] each time a drain ends, and append
+//!   them to the snapshot file in order. The core never drops them, and unlike
+//!   application events a driver must not either. `poll_persist` documents the file's
+//!   flush and compaction policy.
+//! - **Counters**: [`Metrics`] (and [`serf::SerfMetrics`] for the Serf layer) count
+//!   what the core did and shed. Export them with `iter()`, which lists every counter
+//!   by name with its doc as help text, so an exporter never misses a new one.
+//! - **Commands answered later** are answered by an event: a `join` by `JoinCompleted`,
+//!   and every `Ok` from [`Serf::leave`] by `LeaveCompleted` (a second leave while
+//!   leaving shares the first one's; a leave once left gets another at once).
+//!
+//! ## Streams
+//!
+//! The core names streams ([`StreamId`]) and speaks in whole frames; the driver maps each
+//! onto a connection with [`framing`]'s length prefix and reports what happens on it
+//! ([`StreamEvent`]). A stream ends in one of two ways, and the driver must tell them apart:
+//!
+//! - [`Output::OpenStream`] carries the core's `deadline` for the stream and, when the
+//!   core knows who is at the address, the `peer`'s node name. Use the deadline as the
+//!   connect timeout: the core aborts the stream then, and it is not always
+//!   `stream_timeout` away (a fallback ping's stream lasts only its probe window, about
+//!   a second). A TLS or QUIC driver checks the peer's identity against `peer`; it is
+//!   `None` for a join by address and for messages sent to an address.
+//! - [`Output::CloseStream`]: an orderly end. Write every frame queued for the stream,
+//!   then close our side (TCP `shutdown`, QUIC `finish`). Used when an exchange is over,
+//!   and for send-only streams right after their one frame.
+//! - [`Output::AbortStream`]: give up. Drop what is still queued and tear the connection
+//!   down at once, so the peer's end fails. Used when a stream's deadline passes, an idle
+//!   inbound stream is evicted, an answer is broken, and on shutdown.
+//!
+//! What holds on every stream, and what the driver does about it:
+//!
+//! - **One frame each way.** A push-pull carries our state and the peer's answer; a
+//!   fallback ping, the ping and its ack; a send-only stream (a user message too large for
+//!   a datagram: large user events, query responses, relays) one message and no answer.
+//!   An inbound stream is ended after its first frame is answered.
+//! - **Keep reporting after a close.** After `CloseStream`, report `Closed` when the peer
+//!   closes its end, or `Failed` if the connection fails first (a connect that never
+//!   succeeds included). For a send-only stream that is how the core learns whether the
+//!   message arrived: a failure, or no word by the stream's deadline, is counted in
+//!   [`Metrics::stream_sends_failed`]. Anything else reported on a stream the core has
+//!   closed or aborted is ignored and not counted; only an id the core never issued
+//!   counts in [`Metrics::streams_unknown`] (a driver bug).
+//! - **Unknown ids are harmless.** A `CloseStream`, `AbortStream` or `SendFrame` for an
+//!   id the driver no longer has (its connection failed first and was reported) or never
+//!   opened (an `AbortStream` may follow a `CloseStream` on shutdown) is ignored.
 //!
 //! ## The canonical driver loop
 //!
@@ -74,12 +121,12 @@
 //!                 Output::Transmit { to } => {
 //!                     net.push_back((node_at(to), Wire::Datagram { from: i, data: buf.clone() }))
 //!                 }
-//!                 Output::OpenStream { id, to } => net.push_back((node_at(to), Wire::Open { from: i, id })),
+//!                 Output::OpenStream { id, to, .. } => net.push_back((node_at(to), Wire::Open { from: i, id })),
 //!                 Output::SendFrame { id } => {
 //!                     let peer = if i == 0 { 1 } else { 0 };
 //!                     net.push_back((peer, Wire::Frame { from: i, id, data: buf.clone() }))
 //!                 }
-//!                 Output::CloseStream { .. } => {}
+//!                 Output::CloseStream { .. } | Output::AbortStream { .. } => {}
 //!                 Output::Event(Event::NodeJoined(n)) => println!("node {i} sees {} join", n.name()),
 //!                 Output::Event(_) => {}
 //!                 Output::Timeout(at) => {

@@ -6,6 +6,44 @@
 
 use crate::transform::TransformError;
 
+/// Declares a struct of `u64` counters, each with its doc comment, and an `iter` over
+/// them as (name, help text, value): an exporter (Prometheus, statsd, `serf info`) that
+/// walks `iter` exports every counter, including ones added later, with its doc as help.
+macro_rules! counters {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[doc = $doc:literal])+
+                pub $field:ident: u64,
+            )+
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $(
+                $(#[doc = $doc])+
+                pub $field: u64,
+            )+
+        }
+
+        impl $name {
+            /// Every counter as (name, help text, value), in declaration order. The name
+            /// is the field's; the help text is its doc comment.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> {
+                [$((
+                    stringify!($field),
+                    concat!($($doc),+).trim_ascii_start(),
+                    self.$field,
+                )),+]
+                .into_iter()
+            }
+        }
+    };
+}
+pub(crate) use counters;
+
+counters! {
 /// Counters, all monotonically increasing from zero.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metrics {
@@ -93,15 +131,22 @@ pub struct Metrics {
     pub push_pulls: u64,
     /// Streams that failed or timed out.
     pub streams_failed: u64,
+    /// Send-only streams (user messages too large for a datagram: large user events,
+    /// query responses, relays) that failed, or were not confirmed closed by the peer by
+    /// their deadline, after their one frame: the message was probably lost. Also
+    /// counted in `streams_failed`.
+    pub stream_sends_failed: u64,
     /// Inbound streams refused by the concurrency limit.
     pub streams_refused: u64,
     /// Inbound streams closed to make room for a new one because they had sent nothing
     /// yet (idle connections must not lock everyone else out).
     pub streams_evicted: u64,
-    /// Stream events for unknown streams.
+    /// Stream events for ids the core never issued (a driver bug). Events for streams
+    /// the core already closed or aborted are expected and not counted.
     pub streams_unknown: u64,
     /// Messages too large to send (over `max_stream_frame`).
     pub messages_too_large: u64,
+}
 }
 
 impl Metrics {

@@ -1,5 +1,6 @@
 //! What the driver gives the core and what it gets back.
 
+use crate::name::Name;
 use crate::time::Instant;
 use core::net::SocketAddr;
 
@@ -35,15 +36,31 @@ pub enum Output<E> {
         id: StreamId,
         /// Destination.
         to: SocketAddr,
+        /// The node expected at `to`, when the core knows it (a member's push-pull or
+        /// fallback ping; not a join by address): a TLS or QUIC driver checks the peer's
+        /// identity against it.
+        peer: Option<Name>,
+        /// When the core gives up on the stream (it then asks for an abort). Connecting
+        /// longer is pointless: use it as the connect timeout. It is not always
+        /// `stream_timeout` from now: the fallback ping's stream lives only as long as
+        /// its probe window (about a second).
+        deadline: Instant,
     },
     /// Send the frame now in the lent buffer on stream `id`, with a length prefix.
     SendFrame {
         /// The stream.
         id: StreamId,
     },
-    /// Close stream `id` once every queued frame is written. The core forgets the stream;
-    /// later events about it are ignored.
+    /// Close stream `id` in an orderly way: write every frame queued for it, then close
+    /// our side (a TCP `shutdown(Write)`, a QUIC `finish`). The exchange on it is over.
     CloseStream {
+        /// The stream.
+        id: StreamId,
+    },
+    /// Give up on stream `id` at once: drop what is still queued for it and tear the
+    /// connection down (a TCP reset or plain drop, a QUIC `reset`), so the peer's end
+    /// fails. Used for deadlines, evictions, broken exchanges and shutdown.
+    AbortStream {
         /// The stream.
         id: StreamId,
     },

@@ -297,7 +297,7 @@ fn idle_connections_cannot_lock_out_a_real_push_pull() {
     let mut closed = Vec::new();
     loop {
         match m.poll_output(&mut buf) {
-            Output::CloseStream { id } => closed.push(id),
+            Output::AbortStream { id } => closed.push(id),
             Output::Timeout(_) => break,
             _ => {}
         }

@@ -701,14 +701,7 @@ fn snapshot_restart_rejoins_and_does_not_replay_old_events() {
     c.with(0, |s, now| s.user_event(now, "old", b"x", false).unwrap());
     c.run_for(secs(5));
     // Replay node-3's persisted records as a driver would.
-    let records: Vec<Record> = c.hosts[3]
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Persist(r) => Some(r.clone()),
-            _ => None,
-        })
-        .collect();
+    let records: Vec<Record> = c.hosts[3].records.clone();
     let text: String = records.iter().map(|r| r.to_line() + "\n").collect();
     let snapshot = SnapshotState::parse(&text, false).unwrap();
     assert_eq!(snapshot.alive.len(), 4);

@@ -754,7 +754,8 @@ impl<N: SimNode> Simulation<N> {
                 SimOutput::Transmit { to } => self.send_datagram(i, to, &buf),
                 SimOutput::OpenStream { id, to } => self.open_stream(i, id, to),
                 SimOutput::SendFrame { id } => self.send_frame(i, id, &buf),
-                SimOutput::CloseStream { id } => self.close_stream(i, id),
+                SimOutput::CloseStream { id } => self.close_stream(i, id, false),
+                SimOutput::AbortStream { id } => self.close_stream(i, id, true),
                 SimOutput::Event(e) => self.on_event(i, e),
                 SimOutput::Timeout(at) => {
                     self.arm(i, at);

@@ -157,6 +157,11 @@ pub enum SimOutput {
         /// The stream.
         id: StreamId,
     },
+    /// Drop stream `id` at once: what is in flight is lost and the peer's end fails.
+    AbortStream {
+        /// The stream.
+        id: StreamId,
+    },
     /// Something the simulator records.
     Event(SimEvent),
     /// Nothing more until this instant (or the next input).
@@ -168,9 +173,10 @@ impl SimOutput {
     pub fn from_core<E>(out: serf_proto::Output<E>) -> Result<SimOutput, E> {
         Ok(match out {
             Output::Transmit { to } => SimOutput::Transmit { to },
-            Output::OpenStream { id, to } => SimOutput::OpenStream { id, to },
+            Output::OpenStream { id, to, .. } => SimOutput::OpenStream { id, to },
             Output::SendFrame { id } => SimOutput::SendFrame { id },
             Output::CloseStream { id } => SimOutput::CloseStream { id },
+            Output::AbortStream { id } => SimOutput::AbortStream { id },
             Output::Timeout(at) => SimOutput::Timeout(at),
             Output::Event(e) => return Err(e),
         })

@@ -5,7 +5,7 @@
 //! underneath. User events and queries are real Serf user events and queries carrying the
 //! simulator's id in their payload; every node answers every query with its name. The
 //! snapshot a restart "with its state" gets back is built from the node's own
-//! [`serf_proto::serf::Event::Persist`] records, as a driver writing a snapshot file would.
+//! snapshot records ([`Serf::poll_persist`]), as a driver writing a snapshot file would.
 
 use crate::node::{
     Change, KeyOp, MemberState, MemberView, NodeCounters, NodeSpec, SimEvent, SimNode, SimOutput,
@@ -139,7 +139,6 @@ impl SerfNode {
                 .pending
                 .push_back(SimEvent::JoinDone { ok: joined > 0 }),
             Event::LeaveCompleted => self.pending.push_back(SimEvent::LeaveDone),
-            Event::Persist(r) => self.snapshot.apply(&r, self.rejoin_after_leave),
             Event::KeyResponse { response, .. } => self.pending.push_back(SimEvent::KeyDone {
                 nodes: response.num_nodes,
                 answered: response.num_resp,
@@ -147,6 +146,15 @@ impl SerfNode {
             }),
             Event::KeyringChanged { keys } => self.keyring = Some(keys),
             Event::QueryAck { .. } | Event::Shutdown { .. } => {}
+        }
+    }
+}
+
+impl SerfNode {
+    /// Applies the core's snapshot records, as a driver appending them to its file.
+    fn take_records(&mut self) {
+        while let Some(r) = self.serf.poll_persist() {
+            self.snapshot.apply(&r, self.rejoin_after_leave);
         }
     }
 }
@@ -239,7 +247,12 @@ impl SimNode for SerfNode {
                 return SimOutput::Event(e);
             }
             match SimOutput::from_core(self.serf.poll_output(buf)) {
-                Ok(out) => return out,
+                Ok(out) => {
+                    if let SimOutput::Timeout(_) = out {
+                        self.take_records();
+                    }
+                    return out;
+                }
                 Err(e) => self.on_event(now, e),
             }
         }
@@ -255,6 +268,7 @@ impl SimNode for SerfNode {
 
     fn shutdown(&mut self) -> Option<SerfDisk> {
         self.serf.shutdown();
+        self.take_records();
         Some(SerfDisk {
             snapshot: self.snapshot.clone(),
             keyring: self.keyring.clone(),

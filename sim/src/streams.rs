@@ -5,7 +5,11 @@
 //!   accept, in order.
 //! - **Frames** arrive in order, each after the link delay plus one retransmission timeout
 //!   per loss the link inflicts (TCP is late, never lossy).
-//! - **Close**: the peer gets `Closed` after the frames sent before it.
+//! - **Close**: the peer gets `Closed` after the frames sent before it. The closing end
+//!   stays until the peer's close reaches it (or it fails), so a failure after a close
+//!   is still reported: that is how a node learns a send-only stream lost its message.
+//! - **Abort**: a reset. What is in flight either way is lost, and the peer's end fails
+//!   when the reset reaches it (one way later).
 //! - **Partitions**: a connect across a partition or cut fails after the connect timeout.
 //!   When a partition or one-way cut starts, every stream it crosses (either way: TCP
 //!   needs both) is cut, idle or not: frames and closes in flight are lost, and each end
@@ -45,6 +49,10 @@ struct Conn {
     done: [bool; 2],
     /// A side whose failure is scheduled.
     failing: [bool; 2],
+    /// A side that closed in an orderly way and waits for the peer's close.
+    closing: [bool; 2],
+    /// A side the peer's close reached.
+    got_close: [bool; 2],
     /// Cut by a partition or an unreachable peer: what is in flight is lost.
     cut: bool,
     /// Counted in `streams_failed`.
@@ -82,6 +90,8 @@ impl<N: SimNode> Simulation<N> {
             next_delivery: [now, now],
             done: [false, false],
             failing: [false, false],
+            closing: [false, false],
+            got_close: [false, false],
             cut: false,
             counted: false,
         };
@@ -163,27 +173,43 @@ impl<N: SimNode> Simulation<N> {
         );
     }
 
-    pub(crate) fn close_stream(&mut self, i: u32, id: StreamId) {
-        let life = self.hosts[i as usize].life;
-        let Some((conn_id, side)) = self.streams.by_end.remove(&(i, life, id.0)) else {
+    /// Node `i` ends its side of stream `id`: in an orderly way (the peer gets `Closed`
+    /// after the frames sent before it) or, with `abort`, by a reset.
+    pub(crate) fn close_stream(&mut self, i: u32, id: StreamId, abort: bool) {
+        let key = (i, self.hosts[i as usize].life, id.0);
+        let Some(&(conn_id, side)) = self.streams.by_end.get(&key) else {
             return;
         };
         let Some(conn) = self.streams.conns.get_mut(&conn_id) else {
             return;
         };
-        conn.done[usize::from(side)] = true;
-        let other = 1 - side;
-        if conn.cut || conn.done[usize::from(other)] {
+        let (s, other) = (usize::from(side), 1 - side);
+        if conn.closing[s] && !abort {
+            return;
+        }
+        let reachable = !conn.cut && !conn.done[usize::from(other)];
+        // A closed end stays to learn how the stream ended: from the peer's close, or a
+        // failure (already scheduled, or to come while the peer is reachable).
+        if !abort && !conn.got_close[s] && (reachable || conn.failing[s]) {
+            conn.closing[s] = true;
+        } else {
+            conn.done[s] = true;
+            self.streams.by_end.remove(&key);
+        }
+        if !reachable {
             self.maybe_forget(conn_id);
             return;
         }
         let peer = Self::other_node(conn, side);
         let d = self.net.delay(i, peer);
-        let conn = self
-            .streams
-            .conns
-            .get_mut(&conn_id)
-            .expect("looked up above");
+        if abort {
+            // The reset overtakes nothing: what is in flight is lost with it (an open
+            // still in its handshake never reaches the peer), and the peer's end fails.
+            conn.cut = true;
+            self.fail_sides(conn_id, &[other], self.now + d);
+            self.maybe_forget(conn_id);
+            return;
+        }
         let at = (self.now + d).max(conn.next_delivery[usize::from(other)]);
         conn.next_delivery[usize::from(other)] = at;
         self.push(
@@ -404,12 +430,15 @@ impl<N: SimNode> Simulation<N> {
                     // The close was lost with the cut; this end's failure is scheduled.
                     return;
                 }
-                if failed {
-                    // A failed end is finished; the core forgets it.
-                    if let Some(c) = self.streams.conns.get_mut(&conn_id) {
-                        c.done[usize::from(side)] = true;
+                if let Some(c) = self.streams.conns.get_mut(&conn_id) {
+                    let s = usize::from(side);
+                    c.got_close[s] |= !failed;
+                    // A failed end is finished, and so is a closed one the peer's close
+                    // reached.
+                    if failed || c.closing[s] {
+                        c.done[s] = true;
+                        self.streams.by_end.remove(&(end.node, end.life, end.id.0));
                     }
-                    self.streams.by_end.remove(&(end.node, end.life, end.id.0));
                 }
                 self.trace.word(now.as_nanos());
                 self.trace

@@ -85,11 +85,18 @@ pub(crate) enum Pending {
     /// A datagram of broadcasts only (a gossip round).
     Gossip { to: SocketAddr },
     /// Open a stream.
-    Open { id: u64, to: SocketAddr },
+    Open {
+        id: u64,
+        to: SocketAddr,
+        peer: Option<Name>,
+        deadline: Instant,
+    },
     /// A sealed frame.
     Frame { id: u64, frame: Vec<u8> },
-    /// Close a stream.
+    /// Close a stream after its frames.
     Close { id: u64 },
+    /// Drop a stream at once.
+    Abort { id: u64 },
 }
 
 /// The leading message of a datagram. Encoded at poll time, so nothing is allocated for
@@ -437,7 +444,7 @@ impl<D: Delegate> Memberlist<D> {
             },
         );
         for &seed in seeds {
-            self.start_push_pull(now, seed, Some(id));
+            self.start_push_pull(now, seed, None, Some(id));
         }
         self.finish_join_if_done(id);
         Ok(JoinId(id))
@@ -582,7 +589,7 @@ impl<D: Delegate> Memberlist<D> {
         self.pending.clear();
         let ids: Vec<u64> = self.streams.keys().copied().collect();
         for id in ids {
-            self.pending.push_back(Pending::Close { id });
+            self.pending.push_back(Pending::Abort { id });
         }
         self.streams.clear();
         self.probe = None;
@@ -632,7 +639,7 @@ impl<D: Delegate> Memberlist<D> {
             match idle {
                 Some(id) => {
                     self.metrics.streams_evicted += 1;
-                    self.close_stream(id);
+                    self.abort_stream(id);
                 }
                 None => {
                     self.metrics.streams_refused += 1;
@@ -761,9 +768,16 @@ impl<D: Delegate> Memberlist<D> {
                     }
                     Output::Transmit { to }
                 }
-                Pending::Open { id, to } => Output::OpenStream {
+                Pending::Open {
+                    id,
+                    to,
+                    peer,
+                    deadline,
+                } => Output::OpenStream {
                     id: StreamId(id),
                     to,
+                    peer,
+                    deadline,
                 },
                 Pending::Frame { id, frame } => {
                     buf.clear();
@@ -772,6 +786,7 @@ impl<D: Delegate> Memberlist<D> {
                     Output::SendFrame { id: StreamId(id) }
                 }
                 Pending::Close { id } => Output::CloseStream { id: StreamId(id) },
+                Pending::Abort { id } => Output::AbortStream { id: StreamId(id) },
             };
             return Some(out);
         }

@@ -246,7 +246,9 @@ impl<D: Delegate> Memberlist<D> {
                 self.config.max_stream_frame,
             ));
         };
-        let id = self.open_stream(now, to, super::streams::StreamKind::SendOnly);
+        // Sent by address (a query's reply address, a random member's): the name is not
+        // looked up.
+        let id = self.open_stream(now, to, None, super::streams::StreamKind::SendOnly);
         self.pending.push_back(super::Pending::Frame { id, frame });
         self.close_stream(id);
         Ok(())

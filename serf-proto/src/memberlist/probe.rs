@@ -170,8 +170,8 @@ impl<D: Delegate> Memberlist<D> {
             // The stream fallback shares the probe window as its deadline (Go:
             // sendPingAndWaitForAck(deadline)).
             let id = self.open_stream_until(
-                now,
                 target_addr,
+                Some(target.clone()),
                 super::streams::StreamKind::Ping { seq },
                 window_end,
             );
@@ -238,7 +238,8 @@ impl<D: Delegate> Memberlist<D> {
             && let Some(id) = p.stream
             && self.streams.contains_key(&id)
         {
-            self.close_stream(id);
+            // The window is over without an answer on the stream: give up on it.
+            self.abort_stream(id);
         }
         if core::mem::take(&mut self.probe_tick_pending) {
             self.start_probe(now);
@@ -382,12 +383,13 @@ impl<D: Delegate> Memberlist<D> {
         self.random_members(1, &mut picks, |e| {
             e.node.state == NodeState::Alive && e.node.name != me
         });
-        let to = picks
-            .first()
-            .map(|&i| self.members.at(i as usize).node.addr());
+        let to = picks.first().map(|&i| {
+            let node = &self.members.at(i as usize).node;
+            (node.addr(), node.name.clone())
+        });
         self.scratch.picks = picks;
-        if let Some(to) = to {
-            self.start_push_pull(now, to, None);
+        if let Some((to, name)) = to {
+            self.start_push_pull(now, to, Some(name), None);
         }
     }
 

@@ -3,18 +3,23 @@
 //!
 //! The core names streams and speaks in whole frames; each frame carries the same
 //! transforms as a datagram (label, checksum, compression, encryption). Every stream has a
-//! deadline; when it passes the stream is closed and counted as failed.
+//! deadline; when it passes the stream is aborted and counted as failed.
+//!
+//! A stream carries at most one frame each way; the core then ends it.
 //!
 //! Exchanges:
 //! - push-pull: the initiator sends its state; the responder answers with its own, and
 //!   both merge. The responder closes after answering.
 //! - ping: the initiator sends a ping; the responder answers with an ack and closes.
-//! - user message: the initiator sends it and closes.
+//! - user message: the initiator sends it and closes. The core keeps the stream until
+//!   the driver reports how it ended (or its deadline passes), so a lost message is
+//!   counted (`stream_sends_failed`).
 
 use super::delegate::{Candidate, JoinError};
 use super::state::NodeState;
 use super::timers::Timer;
 use super::{Delegate, Event, JoinId, Memberlist, Pending};
+use crate::name::Name;
 use crate::output::StreamEvent;
 use crate::time::Instant;
 use crate::wire::{Ack, BodyIter, ErrorReply, Message, PushNode, PushPull, WireMessage, WireState};
@@ -40,6 +45,8 @@ pub(crate) struct Stream {
     pub kind: StreamKind,
     /// An inbound stream that has not delivered a frame yet.
     pub idle: bool,
+    /// A send-only stream we closed: kept to learn whether its message got through.
+    pub closing: bool,
 }
 
 #[derive(Debug)]
@@ -50,17 +57,23 @@ pub(crate) struct JoinState {
 }
 
 impl<D: Delegate> Memberlist<D> {
-    /// Opens a stream with the default deadline.
-    pub(crate) fn open_stream(&mut self, now: Instant, to: SocketAddr, kind: StreamKind) -> u64 {
+    /// Opens a stream to `to` (node `peer` if known) with the default deadline.
+    pub(crate) fn open_stream(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        peer: Option<Name>,
+        kind: StreamKind,
+    ) -> u64 {
         let deadline = now + self.config.stream_timeout;
-        self.open_stream_until(now, to, kind, deadline)
+        self.open_stream_until(to, peer, kind, deadline)
     }
 
-    /// Opens a stream that fails at `deadline`.
+    /// Opens a stream to `to` (node `peer` if known) that fails at `deadline`.
     pub(crate) fn open_stream_until(
         &mut self,
-        _now: Instant,
         to: SocketAddr,
+        peer: Option<Name>,
         kind: StreamKind,
         deadline: Instant,
     ) -> u64 {
@@ -72,9 +85,15 @@ impl<D: Delegate> Memberlist<D> {
                 peer: to,
                 kind,
                 idle: false,
+                closing: false,
             },
         );
-        self.pending.push_back(Pending::Open { id, to });
+        self.pending.push_back(Pending::Open {
+            id,
+            to,
+            peer,
+            deadline,
+        });
         self.timers.schedule(deadline, Timer::Stream(id));
         id
     }
@@ -89,6 +108,7 @@ impl<D: Delegate> Memberlist<D> {
                 peer: from,
                 kind: StreamKind::Inbound,
                 idle: true,
+                closing: false,
             },
         );
         self.timers
@@ -96,13 +116,42 @@ impl<D: Delegate> Memberlist<D> {
         id
     }
 
-    /// Forgets a stream and tells the driver to close it.
+    /// Forgets a stream whose exchange is over and tells the driver to close it once
+    /// what is queued is written.
     pub(crate) fn close_stream(&mut self, id: u64) {
-        if let Some(s) = self.streams.remove(&id) {
-            if s.kind == StreamKind::Inbound {
-                self.inbound_streams -= 1;
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if s.closing {
+            return;
+        }
+        if s.kind == StreamKind::SendOnly {
+            // Its message is delivered only if the connection ends well: wait for the
+            // driver's word (or the deadline) so a loss is counted.
+            s.closing = true;
+        } else {
+            self.forget_stream(id);
+        }
+        self.pending.push_back(Pending::Close { id });
+    }
+
+    /// Forgets a stream and tells the driver to drop it at once, queued frames included.
+    pub(crate) fn abort_stream(&mut self, id: u64) {
+        if self.forget_stream(id) {
+            self.pending.push_back(Pending::Abort { id });
+        }
+    }
+
+    /// Removes a stream from the table; whether it was there.
+    fn forget_stream(&mut self, id: u64) -> bool {
+        match self.streams.remove(&id) {
+            Some(s) => {
+                if s.kind == StreamKind::Inbound {
+                    self.inbound_streams -= 1;
+                }
+                true
             }
-            self.pending.push_back(Pending::Close { id });
+            None => false,
         }
     }
 
@@ -144,22 +193,42 @@ impl<D: Delegate> Memberlist<D> {
         out
     }
 
-    /// Starts a push-pull with `to`, as part of join `join` if any.
-    pub(crate) fn start_push_pull(&mut self, now: Instant, to: SocketAddr, join: Option<u64>) {
+    /// Starts a push-pull with `to` (member `peer` if known), as part of join `join` if
+    /// any.
+    pub(crate) fn start_push_pull(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        peer: Option<Name>,
+        join: Option<u64>,
+    ) {
         let body = self.encode_push_pull(join.is_some());
-        let id = self.open_stream(now, to, StreamKind::PushPull { join });
+        let id = self.open_stream(now, to, peer, StreamKind::PushPull { join });
         match self.seal_frame(&body) {
             Some(frame) => self.pending.push_back(Pending::Frame { id, frame }),
-            None => self.fail_stream(id, JoinError::BadAnswer("local state too large".into())),
+            None => self.fail_stream(
+                id,
+                JoinError::BadAnswer("local state too large".into()),
+                false,
+            ),
         }
     }
 
     pub(crate) fn on_stream_event(&mut self, now: Instant, id: u64, event: StreamEvent<'_>) {
         let Some(stream) = self.streams.get(&id) else {
-            self.metrics.streams_unknown += 1;
+            // Ids are never reused: one we issued was closed or aborted, and the driver
+            // reports what it saw since (harmless, not counted). A higher one was never
+            // ours.
+            if id >= self.next_stream {
+                self.metrics.streams_unknown += 1;
+            }
             return;
         };
         let (peer, kind) = (stream.peer, stream.kind);
+        if stream.closing {
+            self.on_send_ended(id, event);
+            return;
+        }
         match event {
             StreamEvent::Frame(frame) => {
                 if let Some(s) = self.streams.get_mut(&id) {
@@ -172,7 +241,7 @@ impl<D: Delegate> Memberlist<D> {
                     Ok(body) => self.handle_frame(now, id, peer, kind, body),
                     Err(e) => {
                         self.metrics.count_transform_error(e);
-                        self.fail_stream(id, JoinError::BadAnswer(e.to_string()));
+                        self.fail_stream(id, JoinError::BadAnswer(e.to_string()), false);
                     }
                 }
                 self.scratch.open = open;
@@ -180,28 +249,58 @@ impl<D: Delegate> Memberlist<D> {
             StreamEvent::Closed | StreamEvent::Failed => {
                 // A stream that only sends, or an inbound one, ends quietly; one that
                 // waited for an answer failed.
-                match kind {
-                    StreamKind::SendOnly | StreamKind::Inbound => self.close_stream(id),
-                    _ => self.fail_stream(id, JoinError::Unreachable),
+                match (kind, event) {
+                    (StreamKind::Inbound, StreamEvent::Closed) => self.close_stream(id),
+                    (StreamKind::Inbound, _) => self.abort_stream(id),
+                    _ => self.fail_stream(id, JoinError::Unreachable, false),
                 }
             }
         }
     }
 
     pub(crate) fn on_stream_timeout(&mut self, _now: Instant, id: u64) {
-        if self.streams.contains_key(&id) {
-            self.fail_stream(id, JoinError::Timeout);
+        match self.streams.get(&id) {
+            // Not confirmed by its deadline: the message is as good as lost. The driver
+            // closed it already; nothing more to ask.
+            Some(s) if s.closing => self.send_failed(id),
+            Some(_) => self.fail_stream(id, JoinError::Timeout, false),
+            None => {}
         }
     }
 
-    /// Closes a stream that did not complete, and reports it to its join if any.
-    fn fail_stream(&mut self, id: u64, why: JoinError) {
+    /// What the driver reports on a send-only stream after our close: an orderly close
+    /// by the peer means it got the message; a failure means it probably did not.
+    fn on_send_ended(&mut self, id: u64, event: StreamEvent<'_>) {
+        match event {
+            // One frame each way: a send-only stream expects no answer.
+            StreamEvent::Frame(_) => self.metrics.messages_unexpected += 1,
+            StreamEvent::Closed => {
+                self.forget_stream(id);
+            }
+            StreamEvent::Failed => self.send_failed(id),
+        }
+    }
+
+    fn send_failed(&mut self, id: u64) {
+        self.metrics.streams_failed += 1;
+        self.metrics.stream_sends_failed += 1;
+        self.forget_stream(id);
+    }
+
+    /// Ends a stream that did not complete, and reports it to its join if any. With
+    /// `flush`, what is queued (an error reply to the peer) is written before the close;
+    /// otherwise the stream is aborted.
+    fn fail_stream(&mut self, id: u64, why: JoinError, flush: bool) {
         let Some(s) = self.streams.get(&id) else {
             return;
         };
         let (peer, kind) = (s.peer, s.kind);
         self.metrics.streams_failed += 1;
-        self.close_stream(id);
+        if flush {
+            self.close_stream(id);
+        } else {
+            self.abort_stream(id);
+        }
         if let StreamKind::PushPull { join: Some(j) } = kind {
             if let Some(js) = self.joins.get_mut(&j) {
                 js.remaining -= 1;
@@ -241,18 +340,22 @@ impl<D: Delegate> Memberlist<D> {
             Some(Ok(None)) => {
                 self.metrics.messages_unknown += 1;
                 self.reply_error(id, "unknown message type");
-                self.fail_stream(id, JoinError::BadAnswer("unknown message type".into()));
+                self.fail_stream(
+                    id,
+                    JoinError::BadAnswer("unknown message type".into()),
+                    true,
+                );
                 return;
             }
             Some(Err(e)) => {
                 self.metrics.messages_malformed += 1;
                 self.reply_error(id, "malformed message");
-                self.fail_stream(id, JoinError::BadAnswer(e.to_string()));
+                self.fail_stream(id, JoinError::BadAnswer(e.to_string()), true);
                 return;
             }
             None => {
                 self.metrics.messages_malformed += 1;
-                self.fail_stream(id, JoinError::BadAnswer("empty frame".into()));
+                self.fail_stream(id, JoinError::BadAnswer("empty frame".into()), false);
                 return;
             }
         };
@@ -269,12 +372,13 @@ impl<D: Delegate> Memberlist<D> {
                         self.finish_join_if_done(j);
                     }
                     (Ok(()), None) => self.close_stream(id),
-                    (Err(why), _) => self.fail_stream(id, JoinError::MergeRefused(why)),
+                    (Err(why), _) => self.fail_stream(id, JoinError::MergeRefused(why), false),
                 }
             }
             (StreamKind::PushPull { .. }, Message::Error(e)) => {
+                // The peer answered and closes: an orderly end of a failed exchange.
                 let why = JoinError::Remote(e.message.to_string());
-                self.fail_stream(id, why);
+                self.fail_stream(id, why, true);
             }
             (StreamKind::Ping { seq }, Message::Ack(a)) => {
                 if a.seq == seq {
@@ -288,10 +392,8 @@ impl<D: Delegate> Memberlist<D> {
                 if let Some(frame) = self.seal_frame(&body) {
                     self.pending.push_back(Pending::Frame { id, frame });
                 }
-                if let Err(why) = self.complete_push_pull(now, &pp, pp.join, false) {
-                    self.metrics.merges_refused += 1;
-                    let _ = why;
-                }
+                // A refusal is counted where the merge hook refused.
+                let _ = self.complete_push_pull(now, &pp, pp.join, false);
                 self.close_stream(id);
             }
             (StreamKind::Inbound, Message::Ping(p)) => {
@@ -321,7 +423,7 @@ impl<D: Delegate> Memberlist<D> {
             (_, _) => {
                 self.metrics.messages_unexpected += 1;
                 self.reply_error(id, "unexpected message");
-                self.fail_stream(id, JoinError::BadAnswer("unexpected message".into()));
+                self.fail_stream(id, JoinError::BadAnswer("unexpected message".into()), true);
             }
         }
     }

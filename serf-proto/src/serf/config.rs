@@ -131,8 +131,8 @@ pub struct Config {
     pub reconnect_timeout_override: Option<ReconnectTimeoutOverride>,
     /// Vivaldi parameters.
     pub coordinates: CoordinateConfig,
-    /// Emit [`super::Event::Persist`] records for a snapshot file (Go's `SnapshotPath`
-    /// being set).
+    /// Keep [`super::Record`]s for a snapshot file, drained with
+    /// [`super::Serf::poll_persist`] (Go's `SnapshotPath` being set). Off, none are kept.
     pub snapshot: bool,
 }
 

@@ -10,14 +10,12 @@ use super::clock::{LamportClock, LamportTime};
 use super::config::Config;
 use super::coordinate::{Coordinate, CoordinateClient};
 use super::events::{EventSlot, MemberCoalescer, UserCoalescer};
-use super::member::{Member, MemberState, MemberStatus, NameSet, Tags, decode_tags};
-use super::messages::{JoinIntent, LeaveIntent, PushPullState, SerfMessage};
+use super::member::{MemberState, NameSet, Tags};
+use super::messages::SerfMessage;
 use super::query::{InQuery, OutQuery, QuerySlot};
 use super::snapshot::{Record, SnapshotState};
-use super::{
-    Event, MemberEventKind, SerfError, SerfMetrics, SerfState, ShutdownReason, TIER_INTENT,
-};
-use crate::memberlist::{self, Candidate, JoinId};
+use super::{Event, SerfMetrics, SerfState, ShutdownReason, TIER_INTENT};
+use crate::memberlist::{self, Candidate};
 use crate::name::Name;
 use crate::rng::NodeRng;
 use crate::time::Instant;
@@ -26,9 +24,8 @@ use crate::wire::codec::{Decoder, Encoder};
 use core::cmp::Reverse;
 use core::net::SocketAddr;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
-use std::sync::Arc;
 
-type FixedMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
+pub(super) type FixedMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Something the Serf layer wants done on the memberlist.
 #[derive(Debug)]
@@ -248,36 +245,38 @@ pub(crate) struct Core {
     pub clock: LamportClock,
     pub event_clock: LamportClock,
     pub query_clock: LamportClock,
-    members: FixedMap<Name, MemberState>,
-    alive: NameSet,
-    failed: NameSet,
-    left: NameSet,
-    recent_intents: FixedMap<Name, RecentIntent>,
+    pub(super) members: FixedMap<Name, MemberState>,
+    pub(super) alive: NameSet,
+    pub(super) failed: NameSet,
+    pub(super) left: NameSet,
+    pub(super) recent_intents: FixedMap<Name, RecentIntent>,
     pub event_buffer: Vec<Option<EventSlot>>,
     pub event_min_time: LamportTime,
     pub query_buffer: Vec<Option<QuerySlot>>,
     pub query_min_time: LamportTime,
-    coord: Option<CoordinateClient>,
-    coord_cache: FixedMap<Name, Coordinate>,
+    pub(super) coord: Option<CoordinateClient>,
+    pub(super) coord_cache: FixedMap<Name, Coordinate>,
     pub rng: NodeRng,
-    timers: BinaryHeap<Reverse<(Instant, u64, SerfTimer)>>,
-    timer_seq: u64,
+    pub(super) timers: BinaryHeap<Reverse<(Instant, u64, SerfTimer)>>,
+    pub(super) timer_seq: u64,
     pub outbox: VecDeque<Action>,
     pub events: VecDeque<Event>,
+    /// Snapshot records not yet taken by the driver; never dropped.
+    pub persist: VecDeque<Record>,
     pub member_coalescer: Option<MemberCoalescer>,
     pub user_coalescer: Option<UserCoalescer>,
     pub queries: BTreeMap<u32, OutQuery>,
     pub incoming: BTreeMap<u64, InQuery>,
     pub incoming_sweep_scheduled: bool,
     pub next_handle: u64,
-    joins: BTreeMap<u64, JoinPurpose>,
-    ignore_old_joins: usize,
+    pub(super) joins: BTreeMap<u64, JoinPurpose>,
+    pub(super) ignore_old_joins: usize,
     pub leave: LeaveStage,
-    rejoin: Vec<SocketAddr>,
+    pub(super) rejoin: Vec<SocketAddr>,
     pub last_clock_persisted: LamportTime,
     pub last_event_persisted: LamportTime,
     pub last_query_persisted: LamportTime,
-    next_notify: u64,
+    pub(super) next_notify: u64,
     pub metrics: SerfMetrics,
     /// Bumped whenever a member is added, changes status, address or tags, or is erased:
     /// a driver republishes its read-only view of the members only when it moved.
@@ -350,6 +349,7 @@ impl Core {
             timer_seq: 0,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            persist: VecDeque::new(),
             member_coalescer,
             user_coalescer,
             queries: BTreeMap::new(),
@@ -394,7 +394,7 @@ impl Core {
 
     /// Resumes from a snapshot: clocks continue, older events are not replayed, and the
     /// previous members are rejoined one at a time (serf `snapshot.go` replay).
-    fn restore(&mut self, s: &SnapshotState) {
+    pub(super) fn restore(&mut self, s: &SnapshotState) {
         self.clock.witness(s.clock);
         self.event_clock.witness(s.event_clock);
         self.query_clock.witness(s.query_clock);
@@ -482,562 +482,6 @@ impl Core {
         self.next_notify
     }
 
-    // ---- member table -------------------------------------------------------------------
-
-    pub fn member(&self, name: &str) -> Option<&Member> {
-        self.members.get(name).map(|m| &m.member)
-    }
-
-    pub fn members(&self) -> impl Iterator<Item = &Member> {
-        self.members.values().map(|m| &m.member)
-    }
-
-    pub fn member_state(&self, name: &str) -> Option<&MemberState> {
-        self.members.get(name)
-    }
-
-    pub fn num_members(&self) -> usize {
-        self.members.len()
-    }
-
-    pub fn num_alive(&self) -> usize {
-        self.alive.len()
-    }
-
-    pub fn num_failed(&self) -> usize {
-        self.failed.len()
-    }
-
-    pub fn num_left(&self) -> usize {
-        self.left.len()
-    }
-
-    pub fn failed_names(&self) -> &NameSet {
-        &self.failed
-    }
-
-    pub fn coordinate(&self) -> Option<&Coordinate> {
-        self.coord.as_ref().map(|c| c.coordinate())
-    }
-
-    pub fn cached_coordinate(&self, name: &str) -> Option<&Coordinate> {
-        if name == self.name.as_str() {
-            return self.coordinate();
-        }
-        self.coord_cache.get(name)
-    }
-
-    pub fn coordinate_resets(&self) -> u64 {
-        self.coord.as_ref().map_or(0, |c| c.resets)
-    }
-
-    /// Changes a member's status, keeping the alive, failed and left lists.
-    fn set_status(&mut self, name: &str, status: MemberStatus) {
-        let Some(m) = self.members.get_mut(name) else {
-            return;
-        };
-        let old = m.member.status;
-        if old == status {
-            return;
-        }
-        m.member.status = status;
-        self.members_version += 1;
-        let key = m.member.name.clone();
-        match old {
-            MemberStatus::Alive => self.alive.remove(&key),
-            MemberStatus::Failed => self.failed.remove(&key),
-            MemberStatus::Left => self.left.remove(&key),
-            _ => false,
-        };
-        match status {
-            MemberStatus::Alive => self.alive.insert(key),
-            MemberStatus::Failed => self.failed.insert(key),
-            MemberStatus::Left => self.left.insert(key),
-            _ => false,
-        };
-    }
-
-    /// Removes a member and reports it reaped (serf `eraseNode`). Never ourselves: a node
-    /// that left keeps its own record, so it can report itself and join again.
-    pub fn erase(&mut self, name: &str) {
-        if name == self.name.as_str() {
-            return;
-        }
-        self.set_status(name, MemberStatus::None);
-        if let Some(m) = self.members.remove(name) {
-            self.members_version += 1;
-            self.coord_cache.remove(name);
-            if let Some(c) = self.coord.as_mut() {
-                c.forget(name);
-            }
-            self.metrics.members_reaped += 1;
-            self.emit_member(MemberEventKind::Reap, m.member);
-        }
-    }
-
-    /// Keeps the table bounded: the memberlist forgets dead members, but Serf keeps failed
-    /// and left ones for a day, so names that keep appearing and dying (churn, or forged
-    /// alive messages) would grow it without limit. Over the limit, the member gone the
-    /// longest is reaped early.
-    fn evict_oldest_gone(&mut self) {
-        let oldest = self
-            .failed
-            .iter()
-            .chain(self.left.iter())
-            .filter_map(|n| self.members.get(n.as_str()))
-            .min_by_key(|m| (m.leave_time, m.member.name.clone()))
-            .map(|m| m.member.name.clone());
-        if let Some(name) = oldest {
-            self.metrics.members_evicted += 1;
-            self.erase(&name);
-        }
-    }
-
-    /// Alive members other than us, `k` at random (by sampling: O(k) expected).
-    pub fn random_alive_peers(&mut self, k: usize, seed: u64) -> Vec<SocketAddr> {
-        let mut rng = NodeRng::new(seed);
-        let n = self.alive.len();
-        let mut picked: Vec<usize> = Vec::with_capacity(k);
-        for _ in 0..3 * n {
-            if picked.len() >= k || picked.len() + 1 >= n {
-                break;
-            }
-            let i = rng.index(n);
-            if picked.contains(&i) || *self.alive.get(i) == self.name {
-                continue;
-            }
-            picked.push(i);
-        }
-        picked
-            .into_iter()
-            .filter_map(|i| self.members.get(self.alive.get(i).as_str()))
-            .map(|m| m.member.addr)
-            .collect()
-    }
-
-    pub fn retain_intents(&mut self, keep: impl Fn(&RecentIntent) -> bool) {
-        self.recent_intents.retain(|_, i| keep(i));
-    }
-
-    pub fn persist(&mut self, r: Record) {
-        if self.config.snapshot {
-            self.events.push_back(Event::Persist(r));
-        }
-    }
-
-    // ---- memberlist events --------------------------------------------------------------
-
-    pub fn on_memberlist_event(&mut self, now: Instant, e: memberlist::Event, seed: u64) {
-        use memberlist::Event as E;
-        match e {
-            E::NodeJoined(n) => self.on_node_join(now, &n),
-            E::NodeLeft(n) => self.on_node_leave(now, &n),
-            E::NodeUpdated(n) => self.on_node_update(&n),
-            E::NameConflict { existing, other } => self.on_conflict(now, &existing, &other),
-            E::UserMessage { from, payload } => self.handle_serf_message(now, from, &payload),
-            E::PingComplete { node, rtt, payload } => {
-                let mut rng = NodeRng::new(seed);
-                self.on_ping_complete(&node, rtt, &payload, &mut rng)
-            }
-            E::RemoteState {
-                join,
-                initiated,
-                state,
-            } => self.merge_remote_state(join, initiated, &state),
-            E::JoinCompleted { id, joined, failed } => {
-                self.on_join_completed(now, id, joined, failed)
-            }
-            E::BroadcastDone { id } => {
-                if self.leave == LeaveStage::Intent(id) {
-                    self.leave_memberlist();
-                }
-            }
-            E::LeaveCompleted { .. } => {
-                if self.leave == LeaveStage::Memberlist {
-                    self.leave = LeaveStage::Propagating;
-                    let at = now + self.config.leave_propagate_delay;
-                    self.schedule(at, SerfTimer::LeavePropagated);
-                }
-            }
-        }
-    }
-
-    fn member_from_node(&self, n: &memberlist::Node, status: MemberStatus) -> Member {
-        let v = n.versions();
-        Member {
-            name: n.name().clone(),
-            addr: n.addr(),
-            tags: Arc::new(decode_tags(n.meta()).unwrap_or_default()),
-            status,
-            protocol: v,
-        }
-    }
-
-    /// The memberlist reports a member alive (serf `handleNodeJoin`).
-    fn on_node_join(&mut self, now: Instant, n: &memberlist::Node) {
-        let intent = self.recent_intents.get(n.name().as_str()).copied();
-        let name = n.name().clone();
-        let old = self.members.get(&name).map(|m| m.member.status);
-        match old {
-            None => {
-                let mut ms = MemberState {
-                    member: self.member_from_node(n, MemberStatus::None),
-                    status_ltime: 0,
-                    leave_time: None,
-                };
-                let mut status = MemberStatus::Alive;
-                // An intent may have arrived before the memberlist's news.
-                if let Some(i) = intent {
-                    ms.status_ltime = i.ltime;
-                    if i.leave {
-                        status = MemberStatus::Leaving;
-                    }
-                }
-                self.members.insert(name.clone(), ms);
-                self.set_status(&name, status);
-                if self.members.len() > self.config.memberlist.max_members {
-                    self.evict_oldest_gone();
-                }
-            }
-            Some(old) => {
-                let flap = self.config.flap_timeout;
-                let m = self.members.get_mut(&name).expect("present");
-                if old == MemberStatus::Failed && m.leave_time.is_some_and(|t| now - t < flap) {
-                    self.metrics.member_flaps += 1;
-                }
-                self.failed_recovered |= old == MemberStatus::Failed;
-                let fresh = self.member_from_node(n, MemberStatus::None);
-                self.members_version += 1;
-                let m = self.members.get_mut(&name).expect("present");
-                m.leave_time = None;
-                m.member.addr = fresh.addr;
-                m.member.tags = fresh.tags;
-                m.member.protocol = fresh.protocol;
-                self.set_status(&name, MemberStatus::Alive);
-            }
-        }
-        let member = self.members[&name].member.clone();
-        self.persist(Record::Alive {
-            name: name.clone(),
-            addr: member.addr,
-        });
-        self.emit_member(MemberEventKind::Join, member);
-    }
-
-    /// The memberlist reports a member dead or left (serf `handleNodeLeave`).
-    fn on_node_leave(&mut self, now: Instant, n: &memberlist::Node) {
-        let name = n.name().as_str();
-        let Some(m) = self.members.get_mut(name) else {
-            return;
-        };
-        let (status, kind) = match m.member.status {
-            MemberStatus::Leaving => (MemberStatus::Left, MemberEventKind::Leave),
-            MemberStatus::Alive => (MemberStatus::Failed, MemberEventKind::Failed),
-            _ => return,
-        };
-        m.leave_time = Some(now);
-        let key = m.member.name.clone();
-        self.set_status(&key, status);
-        let member = self.members[&key].member.clone();
-        self.persist(Record::NotAlive { name: key });
-        self.emit_member(kind, member);
-        // Queries waiting on this member may be complete now.
-        self.recheck_queries(now);
-    }
-
-    /// The memberlist reports new metadata (serf `handleNodeUpdate`).
-    fn on_node_update(&mut self, n: &memberlist::Node) {
-        let fresh = self.member_from_node(n, MemberStatus::None);
-        let Some(m) = self.members.get_mut(n.name().as_str()) else {
-            return;
-        };
-        m.member.addr = fresh.addr;
-        m.member.tags = fresh.tags;
-        m.member.protocol = fresh.protocol;
-        let member = m.member.clone();
-        self.members_version += 1;
-        self.emit_member(MemberEventKind::Update, member);
-    }
-
-    fn on_ping_complete(
-        &mut self,
-        node: &Name,
-        rtt: core::time::Duration,
-        payload: &[u8],
-        rng: &mut NodeRng,
-    ) {
-        let Some(client) = self.coord.as_mut() else {
-            return;
-        };
-        let Ok(other) = Coordinate::decode(payload) else {
-            self.metrics.coordinate_rejected += 1;
-            return;
-        };
-        match client.update(node, &other, rtt, rng) {
-            Ok(_) => {
-                self.coord_cache.insert(node.clone(), other);
-            }
-            Err(_) => self.metrics.coordinate_rejected += 1,
-        }
-    }
-
-    fn on_join_completed(
-        &mut self,
-        now: Instant,
-        id: JoinId,
-        joined: usize,
-        failed: Vec<(SocketAddr, memberlist::JoinError)>,
-    ) {
-        let Some(purpose) = self.joins.remove(&id.0) else {
-            return;
-        };
-        match purpose {
-            JoinPurpose::User { ignore_old } => {
-                if ignore_old {
-                    self.ignore_old_joins = self.ignore_old_joins.saturating_sub(1);
-                }
-                // A leave started since: our join intent would outrank the leave intent.
-                if joined > 0 && self.may_act_on_its_own() {
-                    self.broadcast_join(now);
-                }
-                self.events
-                    .push_back(Event::JoinCompleted { id, joined, failed });
-            }
-            JoinPurpose::Snapshot => {
-                if joined > 0 {
-                    self.rejoin.clear();
-                    if self.may_act_on_its_own() {
-                        self.broadcast_join(now);
-                    }
-                } else {
-                    self.next_rejoin();
-                }
-            }
-            JoinPurpose::Reconnect | JoinPurpose::Seed => {}
-        }
-    }
-
-    pub fn join_started(&mut self, _now: Instant, id: JoinId, purpose: JoinPurpose) {
-        if let JoinPurpose::User { ignore_old: true } = purpose {
-            self.ignore_old_joins += 1;
-        }
-        self.joins.insert(id.0, purpose);
-    }
-
-    // ---- intents ------------------------------------------------------------------------
-
-    /// Announces our join at the current member clock (serf `broadcastJoin`).
-    pub fn broadcast_join(&mut self, now: Instant) {
-        let ltime = self.clock.time();
-        let mut msg = Vec::new();
-        let name = self.name.clone();
-        JoinIntent { ltime, node: &name }.encode(&mut msg);
-        self.clock.witness(ltime);
-        self.handle_join_intent(now, ltime, &name);
-        self.outbox
-            .push_back(Action::broadcast(TIER_INTENT, &msg, None));
-    }
-
-    /// Buffers an intent about a member not known yet; returns whether it was news.
-    fn upsert_intent(&mut self, now: Instant, node: &str, leave: bool, ltime: LamportTime) -> bool {
-        if let Some(i) = self.recent_intents.get_mut(node) {
-            if ltime > i.ltime {
-                *i = RecentIntent {
-                    leave,
-                    ltime,
-                    at: now,
-                };
-                return true;
-            }
-            return false;
-        }
-        // Bounded: intents about members that never appear must not grow without limit.
-        let cap = 1024.max(2 * self.members.len());
-        if self.recent_intents.len() >= cap {
-            self.metrics.intents_dropped += 1;
-            return false;
-        }
-        self.metrics.intents_buffered += 1;
-        self.recent_intents.insert(
-            Name::from_str_unchecked(node),
-            RecentIntent {
-                leave,
-                ltime,
-                at: now,
-            },
-        );
-        true
-    }
-
-    /// Returns whether to re-broadcast.
-    pub fn handle_join_intent(&mut self, now: Instant, ltime: LamportTime, node: &str) -> bool {
-        if !self.clock.plausible(ltime) {
-            self.metrics.implausible_times += 1;
-            return false;
-        }
-        self.clock.witness(ltime);
-        let Some(m) = self.members.get_mut(node) else {
-            return self.upsert_intent(now, node, false, ltime);
-        };
-        if ltime <= m.status_ltime {
-            return false;
-        }
-        // A join intent about us while we leave or have left (from an earlier life, or
-        // forged): only our application's join brings us back (see `LeaveStage`). Taken,
-        // it would mark us alive, and the memberlist leave would then record us failed.
-        if node == self.name.as_str() && self.state != SerfState::Alive {
-            return false;
-        }
-        m.status_ltime = ltime;
-        // The leave it cancels must have been older.
-        if m.member.status == MemberStatus::Leaving {
-            let key = m.member.name.clone();
-            self.set_status(&key, MemberStatus::Alive);
-        }
-        true
-    }
-
-    /// Returns whether to re-broadcast.
-    pub fn handle_leave_intent(
-        &mut self,
-        now: Instant,
-        ltime: LamportTime,
-        node: &str,
-        prune: bool,
-    ) -> bool {
-        if !self.clock.plausible(ltime) {
-            self.metrics.implausible_times += 1;
-            return false;
-        }
-        self.clock.witness(ltime);
-        let Some(m) = self.members.get_mut(node) else {
-            return self.upsert_intent(now, node, true, ltime);
-        };
-        if ltime <= m.status_ltime {
-            return false;
-        }
-        // An old leave of ours while we are alive: refute with a join.
-        if node == self.name.as_str() && self.state == SerfState::Alive {
-            self.broadcast_join(now);
-            return false;
-        }
-        // Always update the time, so two leaves for one member do not bounce for ever
-        // (Consul #8179).
-        m.status_ltime = ltime;
-        let key = m.member.name.clone();
-        match m.member.status {
-            MemberStatus::Alive => {
-                self.set_status(&key, MemberStatus::Leaving);
-            }
-            MemberStatus::Failed => {
-                self.set_status(&key, MemberStatus::Left);
-                let member = self.members[&key].member.clone();
-                self.emit_member(MemberEventKind::Leave, member);
-            }
-            MemberStatus::Leaving | MemberStatus::Left => {}
-            MemberStatus::None => return false,
-        }
-        if prune {
-            self.prune(now, &key);
-        }
-        true
-    }
-
-    /// Erases a force-left member; a member still leaving is given time to finish first.
-    fn prune(&mut self, now: Instant, name: &Name) {
-        let Some(m) = self.members.get(name.as_str()) else {
-            return;
-        };
-        if m.member.status == MemberStatus::Leaving {
-            let at = now + self.config.broadcast_timeout + self.config.leave_propagate_delay;
-            let ltime = m.status_ltime;
-            self.schedule(at, SerfTimer::Prune(name.clone(), ltime));
-        } else {
-            self.erase(name);
-        }
-    }
-
-    /// The delayed prune: only if nothing happened to the member since (it did not come
-    /// back with a newer intent).
-    pub fn delayed_prune(&mut self, name: &Name, ltime: LamportTime) {
-        let unchanged = self.members.get(name.as_str()).is_some_and(|m| {
-            m.status_ltime == ltime
-                && matches!(m.member.status, MemberStatus::Leaving | MemberStatus::Left)
-        });
-        if unchanged {
-            self.erase(name);
-        }
-    }
-
-    pub fn force_leave(&mut self, now: Instant, node: &str, prune: bool) -> Result<(), SerfError> {
-        if !self.members.contains_key(node) {
-            return Err(SerfError::UnknownMember(node.to_string()));
-        }
-        let ltime = self.clock.time();
-        self.clock.increment();
-        let mut msg = Vec::new();
-        LeaveIntent { ltime, node, prune }.encode(&mut msg);
-        if self.handle_leave_intent(now, ltime, node, prune) {
-            self.outbox
-                .push_back(Action::broadcast(TIER_INTENT, &msg, None));
-        }
-        Ok(())
-    }
-
-    // ---- leave --------------------------------------------------------------------------
-
-    /// Starts a graceful leave (serf `Leave`).
-    pub fn leave(&mut self, now: Instant) -> Result<(), SerfError> {
-        match self.state {
-            SerfState::Left => return Ok(()),
-            SerfState::Leaving => return Err(SerfError::Leaving),
-            SerfState::Shutdown => return Err(SerfError::Shutdown),
-            SerfState::Alive => {}
-        }
-        self.state = SerfState::Leaving;
-        self.persist(Record::Leave);
-        let ltime = self.clock.time();
-        self.clock.increment();
-        let name = self.name.clone();
-        let mut msg = Vec::new();
-        LeaveIntent {
-            ltime,
-            node: &name,
-            prune: false,
-        }
-        .encode(&mut msg);
-        self.handle_leave_intent(now, ltime, &name, false);
-        // A join in flight will bring members that must hear the intent; without it
-        // they would learn of us from the join and then see us fail, not leave.
-        let others = self.alive.iter().any(|n| *n != self.name) || !self.joins.is_empty();
-        if others {
-            let notify = self.next_notify();
-            self.leave = LeaveStage::Intent(notify);
-            self.outbox
-                .push_back(Action::broadcast(TIER_INTENT, &msg, Some(notify)));
-            self.schedule(
-                now + self.config.broadcast_timeout,
-                SerfTimer::LeaveIntentTimeout(notify),
-            );
-        } else {
-            self.leave_memberlist();
-        }
-        Ok(())
-    }
-
-    pub fn leave_memberlist(&mut self) {
-        self.leave = LeaveStage::Memberlist;
-        self.outbox.push_back(Action::MemberlistLeave);
-    }
-
-    pub fn leave_done(&mut self) {
-        self.leave = LeaveStage::None;
-        if self.state == SerfState::Leaving {
-            self.state = SerfState::Left;
-            self.events.push_back(Event::LeaveCompleted);
-        }
-    }
-
     // ---- messages -----------------------------------------------------------------------
 
     /// A Serf message arrived (by gossip, datagram or stream).
@@ -1099,118 +543,8 @@ impl Core {
         let _ = from;
     }
 
-    fn rebroadcast(&mut self, tier: usize, bytes: &[u8]) {
+    pub(super) fn rebroadcast(&mut self, tier: usize, bytes: &[u8]) {
         self.outbox.push_back(Action::broadcast(tier, bytes, None));
-    }
-
-    // ---- push-pull ----------------------------------------------------------------------
-
-    /// Merges the Serf state of a push-pull (serf `MergeRemoteState`).
-    fn merge_remote_state(&mut self, join: bool, initiated: bool, state: &[u8]) {
-        let Ok(Some(SerfMessage::PushPull(pp))) = SerfMessage::decode(state) else {
-            self.metrics.messages_malformed += 1;
-            return;
-        };
-        let now = self.last_now;
-        if !self.clock.plausible(pp.ltime)
-            || !self.event_clock.plausible(pp.event_ltime)
-            || !self.query_clock.plausible(pp.query_ltime)
-        {
-            self.metrics.implausible_times += 1;
-            return;
-        }
-        // Witness the remote clocks (one behind, as Go: they were incremented after use).
-        if pp.ltime > 0 {
-            self.clock.witness(pp.ltime - 1);
-        }
-        if pp.event_ltime > 0 {
-            self.event_clock.witness(pp.event_ltime - 1);
-        }
-        if pp.query_ltime > 0 {
-            self.query_clock.witness(pp.query_ltime - 1);
-        }
-        let status: BTreeMap<&str, LamportTime> = pp.status_ltimes().collect();
-        let mut left = std::collections::BTreeSet::new();
-        // Left members first, one past their status time: the leave must have come after
-        // the join that put them on the status list.
-        for name in pp.left_members() {
-            left.insert(name);
-            let lt = status.get(name).copied().unwrap_or(0).saturating_add(1);
-            self.handle_leave_intent(now, lt, name, false);
-        }
-        for (name, lt) in &status {
-            if !left.contains(name) {
-                self.handle_join_intent(now, *lt, name);
-            }
-        }
-        // Joining with "ignore old": do not deliver events from before the join.
-        if join && initiated && self.ignore_old_joins > 0 && pp.event_ltime > self.event_min_time {
-            self.event_min_time = pp.event_ltime;
-        }
-        for (lt, events) in pp.events() {
-            for (name, payload) in events {
-                self.handle_user_event(lt, name, payload, false);
-            }
-        }
-    }
-
-    fn encode_local_state(&self, out: &mut Vec<u8>) {
-        let mut status: Vec<(&str, LamportTime)> = self
-            .members
-            .values()
-            .map(|m| (m.member.name.as_str(), m.status_ltime))
-            .collect();
-        status.sort_unstable();
-        let mut left: Vec<&str> = self.left.iter().map(Name::as_str).collect();
-        left.sort_unstable();
-        // Recent events, newest first, within a quarter of the frame limit: the event
-        // buffer can hold far more than a frame (512 times up to 256 events of 9 KiB), and a
-        // push-pull that does not fit would break every join.
-        let mut slots: Vec<&EventSlot> = self.event_buffer.iter().flatten().collect();
-        slots.sort_unstable_by_key(|slot| core::cmp::Reverse(slot.ltime));
-        let mut budget = self.config.memberlist.max_stream_frame / 4;
-        let mut events = Vec::with_capacity(slots.len());
-        for slot in slots {
-            let size: usize = slot.events.iter().map(|(n, p)| n.len() + p.len() + 8).sum();
-            if size > budget {
-                break;
-            }
-            budget -= size;
-            events.push((slot.ltime, &slot.events[..]));
-        }
-        PushPullState::encode(
-            out,
-            self.clock.time(),
-            status.into_iter(),
-            left.into_iter(),
-            self.event_clock.time(),
-            events.into_iter(),
-            self.query_clock.time(),
-        );
-    }
-
-    // ---- merge checks -------------------------------------------------------------------
-
-    fn check_candidates(&self, peers: &[Candidate<'_>]) -> Result<(), String> {
-        for p in peers {
-            if self.config.validate_node_names {
-                validate_name(p.name)?;
-            }
-        }
-        let Some(check) = &self.config.merge_check else {
-            return Ok(());
-        };
-        let members: Vec<Member> = peers
-            .iter()
-            .map(|p| Member {
-                name: Name::from_str_unchecked(p.name),
-                addr: p.addr,
-                tags: Arc::new(decode_tags(p.meta).unwrap_or_default()),
-                status: MemberStatus::Alive,
-                protocol: p.versions,
-            })
-            .collect();
-        (check.0)(&members)
     }
 }
 

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 /// Distinct events kept per Lamport time: bounds what a flood of events stamped with one
 /// time can cost.
-const MAX_EVENTS_PER_LTIME: usize = 256;
+pub(crate) const MAX_EVENTS_PER_LTIME: usize = 256;
 
 /// The events seen at one Lamport time (a slot of the dedup ring).
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ impl Core {
                     return false;
                 }
                 if s.events.len() >= MAX_EVENTS_PER_LTIME {
-                    self.metrics.events_too_old += 1;
+                    self.metrics.events_time_full += 1;
                     return false;
                 }
                 s.events

@@ -70,6 +70,8 @@ pub(crate) struct InQuery {
     pub source: Name,
     pub deadline: Instant,
     pub relay_factor: u8,
+    /// Answered already.
+    pub responded: bool,
 }
 
 fn compile(expr: &str) -> Result<regex_lite::Regex, String> {
@@ -304,7 +306,7 @@ impl Core {
                     return false;
                 }
                 if s.ids.len() >= 256 {
-                    self.metrics.queries_too_old += 1;
+                    self.metrics.queries_time_full += 1;
                     return false;
                 }
                 s.ids.push(q.id);
@@ -367,6 +369,7 @@ impl Core {
                 source: source.clone(),
                 deadline,
                 relay_factor,
+                responded: false,
             },
         );
         if !self.incoming_sweep_scheduled {
@@ -499,6 +502,9 @@ impl Core {
             self.incoming.remove(&handle.0);
             return Err(SerfError::QueryExpired);
         }
+        if q.responded {
+            return Err(SerfError::AlreadyResponded);
+        }
         let mut msg = Vec::new();
         QueryResponseMsg {
             ltime: q.ltime,
@@ -516,9 +522,12 @@ impl Core {
                 limit,
             });
         }
-        // Present: looked up above. Answering twice is refused by the removal.
-        let q = self.incoming.remove(&handle.0).expect("present");
-        self.send_response(q.origin, &q.source, msg, q.relay_factor);
+        // Kept, marked, until the sweep after its deadline: a second answer is refused
+        // as such, not as expired.
+        let q = self.incoming.get_mut(&handle.0).expect("looked up above");
+        q.responded = true;
+        let (origin, source, relay) = (q.origin, q.source.clone(), q.relay_factor);
+        self.send_response(origin, &source, msg, relay);
         Ok(())
     }
 
@@ -749,6 +758,7 @@ fn conflict_response_addr(payload: &[u8]) -> Option<SocketAddr> {
 mod tests {
     use super::*;
     use crate::serf::Config;
+    use crate::serf::messages::SerfMessage;
 
     fn core() -> Core {
         Core::new(
@@ -769,6 +779,32 @@ mod tests {
             .map(|&n| c.default_query_timeout(n).as_millis())
             .collect();
         assert_eq!(got, vec![3200, 6400, 9600, 12800]);
+    }
+
+    #[test]
+    fn a_full_lamport_time_is_counted_apart_from_old_messages() {
+        let mut c = core();
+        for i in 0..=crate::serf::events::MAX_EVENTS_PER_LTIME {
+            c.handle_user_event(5, &format!("e{i}"), b"", false);
+        }
+        assert_eq!(
+            (c.metrics.events_time_full, c.metrics.events_too_old),
+            (1, 0)
+        );
+        for id in 0..=256u32 {
+            let mut buf = Vec::new();
+            let origin = SocketAddr::from(([127, 0, 0, 1], 2));
+            let timeout = Duration::from_secs(1);
+            QueryMsg::encode(&mut buf, 5, id, origin, "o", &[], 0, 0, timeout, "q", b"");
+            let Ok(Some(SerfMessage::Query(q))) = SerfMessage::decode(&buf) else {
+                panic!("a query")
+            };
+            c.handle_query(Instant::ZERO, &q);
+        }
+        assert_eq!(
+            (c.metrics.queries_time_full, c.metrics.queries_too_old),
+            (1, 0)
+        );
     }
 
     #[test]

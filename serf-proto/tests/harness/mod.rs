@@ -32,6 +32,8 @@ enum Delivery {
     Closed {
         from: usize,
         id: StreamId,
+        /// An abort: the peer's end fails instead of closing.
+        failed: bool,
     },
 }
 
@@ -43,10 +45,17 @@ pub trait Machine {
     fn handle_stream(&mut self, now: Instant, id: StreamId, e: StreamEvent<'_>);
     fn handle_timeout(&mut self, now: Instant);
     fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<Self::Event>;
+    /// Snapshot records (the Serf layer only).
+    fn poll_persist(&mut self) -> Option<serf::Record> {
+        None
+    }
 }
 
 macro_rules! machine {
     ($t:ty, $e:ty) => {
+        machine!($t, $e, |_: &mut $t| None);
+    };
+    ($t:ty, $e:ty, $persist:expr) => {
         impl Machine for $t {
             type Event = $e;
             fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
@@ -64,11 +73,14 @@ macro_rules! machine {
             fn poll_output(&mut self, buf: &mut Vec<u8>) -> Output<Self::Event> {
                 <$t>::poll_output(self, buf)
             }
+            fn poll_persist(&mut self) -> Option<serf::Record> {
+                ($persist)(self)
+            }
         }
     };
 }
 machine!(Memberlist, Event);
-machine!(Serf, serf::Event);
+machine!(Serf, serf::Event, |n: &mut Serf| n.poll_persist());
 
 /// One simulated host.
 pub struct Host<N: Machine = Memberlist> {
@@ -78,6 +90,8 @@ pub struct Host<N: Machine = Memberlist> {
     pub up: bool,
     /// Every event, with the time it was polled.
     pub events: Vec<(Instant, N::Event)>,
+    /// Every snapshot record, in order.
+    pub records: Vec<serf::Record>,
     deadline: Instant,
 }
 
@@ -143,6 +157,7 @@ impl<N: Machine> Cluster<N> {
             name: name.to_string(),
             up: true,
             events: Vec::new(),
+            records: Vec::new(),
             deadline: Instant::ZERO,
         });
         self.drain(i);
@@ -225,7 +240,7 @@ impl<N: Machine> Cluster<N> {
                         },
                     );
                 }
-                Output::OpenStream { id, to } => {
+                Output::OpenStream { id, to, .. } => {
                     let Some(j) = self.host_at(to) else { continue };
                     if self.cut.contains(&(i, j)) {
                         continue; // the connect times out; the core's deadline handles it
@@ -242,7 +257,20 @@ impl<N: Machine> Cluster<N> {
                     self.send(now + self.latency, d);
                 }
                 Output::CloseStream { id } => {
-                    self.send(now + self.latency, Delivery::Closed { from: i, id });
+                    let d = Delivery::Closed {
+                        from: i,
+                        id,
+                        failed: false,
+                    };
+                    self.send(now + self.latency, d);
+                }
+                Output::AbortStream { id } => {
+                    let d = Delivery::Closed {
+                        from: i,
+                        id,
+                        failed: true,
+                    };
+                    self.send(now + self.latency, d);
                 }
                 Output::Event(e) => {
                     if let Some(mut hook) = self.hook.take() {
@@ -253,6 +281,9 @@ impl<N: Machine> Cluster<N> {
                 }
                 Output::Timeout(at) => {
                     self.hosts[i].deadline = at;
+                    while let Some(r) = self.hosts[i].node.poll_persist() {
+                        self.hosts[i].records.push(r);
+                    }
                     break;
                 }
             }
@@ -294,16 +325,22 @@ impl<N: Machine> Cluster<N> {
                     .handle_stream(now, theirs, StreamEvent::Frame(&data));
                 self.drain(to);
             }
-            Delivery::Closed { from, id } => {
+            Delivery::Closed { from, id, failed } => {
                 let Some((to, theirs)) = self.links.remove(&(from, id)) else {
                     return;
                 };
                 if !self.hosts[to].up {
                     return;
                 }
-                self.hosts[to]
-                    .node
-                    .handle_stream(now, theirs, StreamEvent::Closed);
+                self.hosts[to].node.handle_stream(
+                    now,
+                    theirs,
+                    if failed {
+                        StreamEvent::Failed
+                    } else {
+                        StreamEvent::Closed
+                    },
+                );
                 self.drain(to);
             }
         }
