@@ -407,6 +407,16 @@ impl<N: SimNode> Simulation<N> {
             agreed: true,
         };
         sim.resolve_groups();
+        if let Some(set) = scenario.serf.seeds.clone() {
+            let seeds: Vec<SocketAddr> = sim
+                .resolve(&set, |_| true)
+                .into_iter()
+                .map(addr_of)
+                .collect();
+            for spec in &mut sim.specs {
+                N::set_seeds(&mut spec.config, &seeds);
+            }
+        }
         for rule in scenario.network.links.clone() {
             let from = sim.resolve(&rule.from, |_| true);
             let to = sim.resolve(&rule.to, |_| true);

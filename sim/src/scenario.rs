@@ -292,6 +292,11 @@ pub struct SerfOverrides {
     pub leave_propagate_delay: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejoin_after_leave: Option<bool>,
+    /// Permanent seeds (`Config::seeds`): these nodes' addresses, which every node
+    /// retries each `reconnect_interval` for ever while they are not members. Resolved
+    /// once at the start, like a group (so no `@label`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<NodeSet>,
 }
 
 impl SerfOverrides {
@@ -1042,8 +1047,8 @@ impl Scenario {
     }
 
     /// Every group a node set names is defined, and every `@label` is defined by an
-    /// action that fires earlier; groups and link rules (resolved before any action)
-    /// name no label, and groups no other group.
+    /// action that fires earlier; groups, link rules and the permanent seeds (resolved
+    /// before any action) name no label, and groups no other group.
     fn validate_node_sets(&self) -> Result<(), String> {
         let defined = || {
             if self.groups.is_empty() {
@@ -1068,18 +1073,24 @@ impl Scenario {
             set.check_bounds(self.nodes)
                 .map_err(|e| format!("groups.{name}: {e}"))?;
         }
+        let mut start_sets: Vec<(String, &NodeSet)> = Vec::new();
         for (k, rule) in self.network.links.iter().enumerate() {
             for (field, set) in [("from", &rule.from), ("to", &rule.to)] {
-                let place = format!("network.links[{k}].{field}");
-                group_ok(set, &place)?;
-                set.check_bounds(self.nodes)
-                    .map_err(|e| format!("{place}: {e}"))?;
-                if let NodeSet::Label(l) = set {
-                    return Err(format!(
-                        "{place}: `@{l}`: a link rule is resolved at the start, before any \
-                         action chooses nodes"
-                    ));
-                }
+                start_sets.push((format!("network.links[{k}].{field}"), set));
+            }
+        }
+        if let Some(set) = &self.serf.seeds {
+            start_sets.push(("serf.seeds".into(), set));
+        }
+        for (place, set) in start_sets {
+            group_ok(set, &place)?;
+            set.check_bounds(self.nodes)
+                .map_err(|e| format!("{place}: {e}"))?;
+            if let NodeSet::Label(l) = set {
+                return Err(format!(
+                    "{place}: `@{l}`: this set is resolved at the start, before any action \
+                     chooses nodes"
+                ));
             }
         }
         let mut labels: Vec<&str> = Vec::new();
