@@ -214,7 +214,12 @@ impl<N: SimNode> Simulation<N> {
                     continue;
                 }
             };
-            self.add_op(at, kind, a.label.clone());
+            // A repeated action: the same operations again, each a fault of its own
+            // (a random set is drawn again each time; a label names the latest draw).
+            for r in 0..a.times() {
+                let at = Instant::from_duration(a.repeat_at(r));
+                self.add_op(at, kind.clone(), a.label.clone());
+            }
         }
         self.firing_action = None;
         Ok(())

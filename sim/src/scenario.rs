@@ -513,9 +513,19 @@ impl ActionKind {
     /// key set on it is a mistake.
     pub fn keys(self) -> &'static [&'static str] {
         use ActionKind::*;
+        // `every` and `times` repeat any action whose `every` does not already space a
+        // series of its own (`rolling_restart`, `user_events`, `queries`).
         match self {
-            Start => &["nodes", "label", "seeds", "keep_state", "rejoin"],
-            Crash | Leave => &["nodes", "label"],
+            Start => &[
+                "nodes",
+                "label",
+                "seeds",
+                "keep_state",
+                "rejoin",
+                "every",
+                "times",
+            ],
+            Crash | Leave => &["nodes", "label", "every", "times"],
             Restart => &[
                 "nodes",
                 "label",
@@ -523,6 +533,8 @@ impl ActionKind {
                 "downtime",
                 "keep_state",
                 "rejoin",
+                "every",
+                "times",
             ],
             RollingRestart => &[
                 "nodes",
@@ -533,16 +545,33 @@ impl ActionKind {
                 "keep_state",
                 "rejoin",
             ],
-            Pause => &["nodes", "label", "for"],
-            Slow => &["nodes", "label", "delay", "for"],
-            Join => &["nodes", "label", "seeds"],
-            Partition => &["groups", "for"],
-            OneWay => &["from", "to", "for"],
-            Heal => &[],
-            Network => &["latency", "jitter", "loss", "duplicate", "reorder", "for"],
+            Pause => &["nodes", "label", "for", "every", "times"],
+            Slow => &["nodes", "label", "delay", "for", "every", "times"],
+            Join => &["nodes", "label", "seeds", "every", "times"],
+            Partition => &["groups", "for", "every", "times"],
+            OneWay => &["from", "to", "for", "every", "times"],
+            Heal => &["every", "times"],
+            Network => &[
+                "latency",
+                "jitter",
+                "loss",
+                "duplicate",
+                "reorder",
+                "for",
+                "every",
+                "times",
+            ],
             UserEvents | Queries => &["nodes", "count", "every"],
-            InstallKey | UseKey | RemoveKey => &["nodes", "label", "key"],
+            InstallKey | UseKey | RemoveKey => &["nodes", "label", "key", "every", "times"],
         }
+    }
+
+    /// Whether `every` spaces this kind's own series (so it cannot repeat the action).
+    pub fn is_series(self) -> bool {
+        matches!(
+            self,
+            ActionKind::RollingRestart | ActionKind::UserEvents | ActionKind::Queries
+        )
     }
 }
 
@@ -595,13 +624,17 @@ pub struct Action {
     /// For restarts: join through the seeds after starting (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejoin: Option<bool>,
-    /// For `rolling_restart`, `user_events`, `queries`: spacing.
+    /// For `rolling_restart`, `user_events`, `queries`: spacing. For any other kind,
+    /// with `times`: the period of the repeats.
     #[serde(
         default,
         with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub every: Option<Duration>,
+    /// With `every`: the action happens this many times in all, the first at `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<usize>,
     /// For `user_events`, `queries`: how many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
@@ -658,6 +691,7 @@ impl Action {
             keep_state: None,
             rejoin: None,
             every: None,
+            times: None,
             count: None,
             delay: None,
             latency: None,
@@ -684,6 +718,7 @@ impl Action {
             ("keep_state", self.keep_state.is_some()),
             ("rejoin", self.rejoin.is_some()),
             ("every", self.every.is_some()),
+            ("times", self.times.is_some()),
             ("count", self.count.is_some()),
             ("delay", self.delay.is_some()),
             ("latency", self.latency.is_some()),
@@ -694,6 +729,16 @@ impl Action {
             ("key", self.key.is_some()),
         ];
         set.into_iter().filter(|k| k.1).map(|k| k.0).collect()
+    }
+
+    /// How many times the action happens (`times`, or once).
+    pub fn times(&self) -> usize {
+        self.times.unwrap_or(1)
+    }
+
+    /// When repeat `k` happens (0 is `at`): `k` periods of `every` later.
+    pub fn repeat_at(&self, k: usize) -> Duration {
+        nth(self.at, self.every.unwrap_or_default(), k)
     }
 
     /// For `network`: the link settings it sets.
@@ -1022,6 +1067,23 @@ impl Scenario {
                     }
                 }
             }
+            if !a.kind.is_series() {
+                need(
+                    a.every.is_none() || a.times.is_some(),
+                    "times (`every` repeats it; how many times in all?)",
+                )?;
+                need(
+                    a.times.is_none() || a.every.is_some_and(|e| !e.is_zero()),
+                    "every (a period longer than 0 between its `times` repeats)",
+                )?;
+                let times = a.times();
+                if !(1..=MAX_SERIES).contains(&times) {
+                    return Err(format!(
+                        "action {i} ({:?}): `times` is {times}; from 1 to {MAX_SERIES}",
+                        a.kind
+                    ));
+                }
+            }
             match a.kind {
                 Pause => need(a.lasts.is_some(), "for")?,
                 Slow => need(a.delay.is_some(), "delay")?,
@@ -1031,6 +1093,13 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// `k` periods of `every` after `at`, saturating at the longest duration rather than
+/// wrap (a hostile `count` or `times` must give an error, not a wrapped time).
+fn nth(at: Duration, every: Duration, k: usize) -> Duration {
+    let span = every.as_nanos().saturating_mul(k as u128);
+    at.saturating_add(Duration::from_nanos(span.min(u128::from(u64::MAX)) as u64))
 }
 
 /// A duration in seconds, for messages (`90s`, `1.5s`).
@@ -1186,20 +1255,25 @@ impl Scenario {
         let end = self.duration;
         for (i, a) in self.actions.iter().enumerate() {
             let last = match a.kind {
-                ActionKind::UserEvents | ActionKind::Queries => {
-                    let every = a.every.unwrap_or(Duration::from_millis(100));
-                    let k = a.count.unwrap_or(1).saturating_sub(1) as u128;
-                    let span = every.as_nanos().saturating_mul(k).min(u128::from(u64::MAX));
-                    a.at.saturating_add(Duration::from_nanos(span as u64))
-                }
-                _ => a.at,
+                ActionKind::UserEvents | ActionKind::Queries => nth(
+                    a.at,
+                    a.every.unwrap_or(Duration::from_millis(100)),
+                    a.count.unwrap_or(1).saturating_sub(1),
+                ),
+                _ => a.repeat_at(a.times().saturating_sub(1)),
             };
             if last > end {
                 return Err(format!(
-                    "action {i} ({:?}) {} at {}, after the end of the run ({}); shorten it or \
+                    "action {i} ({:?}) {} {}, after the end of the run ({}); shorten it or \
                      lengthen `duration`",
                     a.kind,
-                    if last == a.at { "is" } else { "ends" },
+                    if last == a.at {
+                        "is at"
+                    } else if a.times.is_some() {
+                        "repeats until"
+                    } else {
+                        "ends at"
+                    },
                     secs(last),
                     secs(end)
                 ));
@@ -1268,6 +1342,20 @@ impl Scenario {
                     secs(a.at)
                 ));
                 continue;
+            }
+            if a.times() > 1 {
+                let fit = (0..a.times())
+                    .take_while(|&k| a.repeat_at(k) <= duration)
+                    .count();
+                if fit < a.times() {
+                    warnings.push(format!(
+                        "action {i} ({:?}): {} of its {} repeats fall after the end: dropped",
+                        a.kind,
+                        a.times() - fit,
+                        a.times()
+                    ));
+                    a.times = Some(fit);
+                }
             }
             if matches!(a.kind, ActionKind::UserEvents | ActionKind::Queries) {
                 let every = a.every.unwrap_or(Duration::from_millis(100));
@@ -1513,7 +1601,7 @@ mod tests {
             );
         }
         let e = parse("[[actions]]\nat = '10s'\nkind = 'heal'\nfor = '10s'\n").unwrap_err();
-        assert!(e.contains("this kind takes no other key"), "{e}");
+        assert!(e.contains("this kind takes `every`, `times`"), "{e}");
         assert!(
             parse("[[actions]]\nat = '10s'\nkind = 'start'\nnodes = [1]\nkeep_state = true\n")
                 .is_ok()

@@ -80,3 +80,60 @@ fn permanent_seeds_are_checked_like_any_node_set() {
         assert!(e.contains(says), "{seeds}: {e}");
     }
 }
+
+fn parse(body: &str) -> Result<Scenario, String> {
+    Scenario::from_toml(&format!(
+        "name = 't'\nnodes = 20\nduration = '300s'\n{body}"
+    ))
+}
+
+/// A flapping link: a 5 s partition every 20 s, ten times. Each repeat is a fault like
+/// the first: the last one ends at 225 s, and convergence is measured from there.
+#[test]
+fn a_flapping_partition_repeats_and_each_repeat_is_a_fault() {
+    let flap = "[[actions]]\nat = '40s'\nkind = 'partition'\ngroups = ['0..10']\n\
+                for = '5s'\nevery = '20s'\ntimes = 10\n";
+    let s = parse(flap).unwrap();
+    let r = Simulation::<sim::MemberlistNode>::new(&s, 1)
+        .unwrap()
+        .run(&mut |_| {});
+    assert!(r.passed, "{}", r.table());
+    // The tenth partition starts at 220 s and ends (a fault too) at 225 s.
+    assert_eq!(r.convergence.last_fault, 225.0, "{}", r.table());
+    // One span of uncounted reports: every 15 s heal is shorter than the aftermath.
+    assert_eq!(r.false_positives.uncounted.len(), 1, "{}", r.table());
+}
+
+/// `every` and `times` go together, a repeat past the end is an error like any action
+/// past the end, and kinds whose `every` spaces their own series take no `times`.
+#[test]
+fn repeats_are_checked_like_any_action() {
+    let part = "[[actions]]\nat = '40s'\nkind = 'partition'\ngroups = ['0..10']\nfor = '5s'\n";
+    for (extra, says) in [
+        ("every = '20s'", "needs `times"),
+        ("times = 3", "needs `every"),
+        ("times = 3\nevery = '0s'", "needs `every"),
+        ("times = 0\nevery = '1s'", "`times` is 0"),
+        (
+            "times = 20\nevery = '20s'",
+            "action 0 (Partition) repeats until 420s, after the end of the run (300s)",
+        ),
+    ] {
+        let e = parse(&format!("{part}{extra}\n")).unwrap_err();
+        assert!(e.contains(says), "{extra}: {e}");
+    }
+    assert!(parse(&format!("{part}times = 13\nevery = '20s'\n")).is_ok());
+    let e = parse(
+        "[[actions]]\nat = '1s'\nkind = 'user_events'\nnodes = 'all'\ncount = 2\ntimes = 2\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("`times` does not apply to this kind"), "{e}");
+    // `--duration` drops the repeats past the new end and says so.
+    let mut s = parse(&format!("{part}times = 13\nevery = '20s'\n")).unwrap();
+    let w = s.truncate(std::time::Duration::from_secs(90));
+    assert!(
+        w[0].contains("10 of its 13 repeats fall after the end"),
+        "{w:?}"
+    );
+    assert_eq!(s.actions[0].times, Some(3));
+}
