@@ -495,6 +495,9 @@ pub enum ActionKind {
     /// Change the default link (`latency`, `jitter`, `loss`, `duplicate`, `reorder`) for
     /// `for` (or until the end).
     Network,
+    /// Change the links from `from` to `to` (one way: `latency`, `jitter`, `loss`,
+    /// `duplicate`, `reorder`) for `for` (or until the end).
+    Link,
     /// `count` user events, `every` apart, each from a random node of `nodes`.
     UserEvents,
     /// `count` queries, `every` apart, each from a random node of `nodes`.
@@ -511,21 +514,12 @@ pub enum ActionKind {
 impl ActionKind {
     /// The optional keys an action of this kind takes (README, `[[actions]]`); any other
     /// key set on it is a mistake.
-    pub fn keys(self) -> &'static [&'static str] {
+    pub fn keys(self) -> Vec<&'static str> {
         use ActionKind::*;
-        // `every` and `times` repeat any action whose `every` does not already space a
-        // series of its own (`rolling_restart`, `user_events`, `queries`).
-        match self {
-            Start => &[
-                "nodes",
-                "label",
-                "seeds",
-                "keep_state",
-                "rejoin",
-                "every",
-                "times",
-            ],
-            Crash | Leave => &["nodes", "label", "every", "times"],
+        const LINK: &[&str] = &["latency", "jitter", "loss", "duplicate", "reorder", "for"];
+        let own: &[&str] = match self {
+            Start => &["nodes", "label", "seeds", "keep_state", "rejoin"],
+            Crash | Leave => &["nodes", "label"],
             Restart => &[
                 "nodes",
                 "label",
@@ -533,8 +527,6 @@ impl ActionKind {
                 "downtime",
                 "keep_state",
                 "rejoin",
-                "every",
-                "times",
             ],
             RollingRestart => &[
                 "nodes",
@@ -545,25 +537,27 @@ impl ActionKind {
                 "keep_state",
                 "rejoin",
             ],
-            Pause => &["nodes", "label", "for", "every", "times"],
-            Slow => &["nodes", "label", "delay", "for", "every", "times"],
-            Join => &["nodes", "label", "seeds", "every", "times"],
-            Partition => &["groups", "for", "every", "times"],
-            OneWay => &["from", "to", "for", "every", "times"],
-            Heal => &["every", "times"],
-            Network => &[
-                "latency",
-                "jitter",
-                "loss",
-                "duplicate",
-                "reorder",
-                "for",
-                "every",
-                "times",
-            ],
+            Pause => &["nodes", "label", "for"],
+            Slow => &["nodes", "label", "delay", "for"],
+            Join => &["nodes", "label", "seeds"],
+            Partition => &["groups", "for"],
+            OneWay => &["from", "to", "for"],
+            Heal => &[],
+            Network => LINK,
+            Link => &["from", "to"],
             UserEvents | Queries => &["nodes", "count", "every"],
-            InstallKey | UseKey | RemoveKey => &["nodes", "label", "key", "every", "times"],
+            InstallKey | UseKey | RemoveKey => &["nodes", "label", "key"],
+        };
+        let mut keys = own.to_vec();
+        if self == Link {
+            keys.extend(LINK);
         }
+        // `every` and `times` repeat any action whose `every` does not already space a
+        // series of its own.
+        if !self.is_series() {
+            keys.extend(["every", "times"]);
+        }
+        keys
     }
 
     /// Whether `every` spaces this kind's own series (so it cannot repeat the action).
@@ -596,10 +590,10 @@ pub struct Action {
     /// For `partition`: the groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<NodeSet>>,
-    /// For `one_way`: senders.
+    /// For `one_way` and `link`: senders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<NodeSet>,
-    /// For `one_way`: receivers.
+    /// For `one_way` and `link`: receivers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<NodeSet>,
     /// How long the fault lasts; then it is undone automatically.
@@ -645,27 +639,27 @@ pub struct Action {
         skip_serializing_if = "Option::is_none"
     )]
     pub delay: Option<(Duration, Duration)>,
-    /// For `network`: see [`LinkParams::latency`].
+    /// For `network` and `link`: see [`LinkParams::latency`].
     #[serde(
         default,
         with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub latency: Option<Duration>,
-    /// For `network`: see [`LinkParams::jitter`].
+    /// For `network` and `link`: see [`LinkParams::jitter`].
     #[serde(
         default,
         with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub jitter: Option<Duration>,
-    /// For `network`: see [`LinkParams::loss`].
+    /// For `network` and `link`: see [`LinkParams::loss`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
-    /// For `network`: see [`LinkParams::duplicate`].
+    /// For `network` and `link`: see [`LinkParams::duplicate`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<f64>,
-    /// For `network`: see [`LinkParams::reorder`].
+    /// For `network` and `link`: see [`LinkParams::reorder`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorder: Option<f64>,
     /// For `install_key`, `use_key`, `remove_key`: which key, 1 to 255 (the 32-byte key
@@ -741,7 +735,7 @@ impl Action {
         nth(self.at, self.every.unwrap_or_default(), k)
     }
 
-    /// For `network`: the link settings it sets.
+    /// For `network` and `link`: the link settings it sets.
     pub fn link(&self) -> LinkOverride {
         LinkOverride {
             latency: self.latency,
@@ -1055,6 +1049,13 @@ impl Scenario {
                 }
                 Partition => need(a.groups.is_some(), "groups")?,
                 OneWay => need(a.from.is_some() && a.to.is_some(), "from and to")?,
+                Link => {
+                    need(a.from.is_some() && a.to.is_some(), "from and to")?;
+                    need(
+                        a.link() != LinkOverride::default(),
+                        "one of `latency`, `jitter`, `loss`, `duplicate`, `reorder`",
+                    )?;
+                }
                 Heal | Network => {}
                 UserEvents | Queries => {
                     need(a.count.is_some(), "count")?;
@@ -1203,7 +1204,7 @@ impl Scenario {
                 use ActionKind::*;
                 if matches!(
                     a.kind,
-                    Partition | OneWay | Heal | Network | UserEvents | Queries
+                    Partition | OneWay | Heal | Network | Link | UserEvents | Queries
                 ) {
                     return Err(format!(
                         "action {i} ({:?}): `label` names the nodes an action chooses; this \

@@ -137,3 +137,61 @@ fn repeats_are_checked_like_any_action() {
     );
     assert_eq!(s.actions[0].times, Some(3));
 }
+
+/// A `link` action: one-way loss from node 5 to everyone for 40 s. Node 5's acks never
+/// get out, so every other view fails it (a false positive: it never stopped); the
+/// other way still works, so node 5 hears the accusations and refutes them, which gets
+/// out once the action ends, and the views agree again.
+#[test]
+fn one_way_loss_as_a_timed_link_action_mutes_one_node_and_ends_by_itself() {
+    use sim::node::SimNode;
+    let s = parse(
+        "[[actions]]\nat = '60s'\nkind = 'link'\nfrom = [5]\nto = 'all'\nloss = 1.0\n\
+         for = '40s'\n[[expect]]\nkind = 'converged'\nafter = '100s'\nwithin = '60s'\n",
+    )
+    .unwrap();
+    let mut sim = Simulation::<sim::MemberlistNode>::new(&s, 1).unwrap();
+    sim.run_until(serf_proto::Instant::from_secs(99), &mut |_| {});
+    for i in (0..20).filter(|&i| i != 5) {
+        let seen = sim.node(i).unwrap().member("node-5").map(|m| m.state);
+        assert!(!seen.is_some_and(|s| s.is_member()), "node {i}: {seen:?}");
+    }
+    // Only what node 5 receives can tell it that it was suspected.
+    assert!(sim.node(5).unwrap().counters().refutes > 0);
+    let r = sim.run(&mut |_| {});
+    assert!(r.passed, "{}", r.table());
+    assert!(r.false_positives.healthy >= 19, "{}", r.table());
+}
+
+/// A `link` needs both ends and a setting, chooses no nodes, and its probabilities
+/// are checked like the others.
+#[test]
+fn link_actions_are_checked_like_any_action() {
+    let link = "[[actions]]\nat = '10s'\nkind = 'link'\n";
+    for (body, says) in [
+        ("from = [1]\nloss = 0.5", "needs `from and to`"),
+        ("from = [1]\nto = [2]", "needs `one of `latency`"),
+        (
+            "from = [1]\nto = [2]\nloss = 1.5",
+            "a probability is between 0 and 1",
+        ),
+        (
+            "from = [1]\nto = [2]\nloss = 0.5\nlabel = 'x'",
+            "this kind chooses none",
+        ),
+        (
+            "from = [1]\nto = [20]\nloss = 0.5",
+            "`to`: node 20 does not exist",
+        ),
+        (
+            "from = [1]\nto = [2]\nloss = 0.5\nnodes = [3]",
+            "`nodes` does not apply",
+        ),
+    ] {
+        let e = parse(&format!("{link}{body}\n")).unwrap_err();
+        assert!(e.contains(says), "{body}: {e}");
+    }
+    let ok = "from = '0..10'\nto = '10..20'\nlatency = '80ms'\njitter = '5ms'\nduplicate = 0.1\n\
+              reorder = 0.1\nfor = '30s'\nevery = '60s'\ntimes = 3";
+    assert!(parse(&format!("{link}{ok}\n")).is_ok());
+}
