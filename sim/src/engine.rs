@@ -249,7 +249,7 @@ pub struct Simulation<N: SimNode> {
     pub(crate) streams: crate::streams::Streams,
     /// Slow faults in force: their id, the nodes still slow by them, the delay range.
     pub(crate) slow_faults: Vec<(FaultId, Vec<u32>, (Duration, Duration))>,
-    /// Timed `network` actions in force (with `for`): faults until they end, unlike an
+    /// Timed `network` and `link` actions in force (with `for`): faults until they end, unlike an
     /// untimed change, which is the network from then on.
     pub(crate) timed_link_faults: Vec<FaultId>,
     /// When the network was last split, once it no longer is (`None` while split or if
@@ -407,6 +407,16 @@ impl<N: SimNode> Simulation<N> {
             agreed: true,
         };
         sim.resolve_groups();
+        if let Some(set) = scenario.serf.seeds.clone() {
+            let seeds: Vec<SocketAddr> = sim
+                .resolve(&set, |_| true)
+                .into_iter()
+                .map(addr_of)
+                .collect();
+            for spec in &mut sim.specs {
+                N::set_seeds(&mut spec.config, &seeds);
+            }
+        }
         for rule in scenario.network.links.clone() {
             let from = sim.resolve(&rule.from, |_| true);
             let to = sim.resolve(&rule.to, |_| true);

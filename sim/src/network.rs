@@ -204,6 +204,10 @@ pub struct Network {
     pub burst: Option<Burst>,
     burst_bad: Vec<bool>,
     rules: Vec<(NodeBits, NodeBits, LinkOverride)>,
+    /// `link` actions in force, in the order they started: each overrides the settings
+    /// it names on the links from its first set to its second, on top of the rules
+    /// (later ones win).
+    link_rules: Vec<(FaultId, NodeBits, NodeBits, LinkOverride)>,
     /// Partitions in force: the group of each node in each (0: in no group).
     partitions: Vec<(FaultId, Vec<u32>)>,
     /// Component of each node under all partitions in force: nodes in different
@@ -253,6 +257,7 @@ impl Network {
             burst,
             burst_bad: vec![false; n],
             rules: Vec::new(),
+            link_rules: Vec::new(),
             partitions: Vec::new(),
             component: vec![0; n],
             cuts: Vec::new(),
@@ -375,12 +380,19 @@ impl Network {
         self.recompute_link();
     }
 
-    /// Ends `network` action `id`: the default link is recomputed from the scenario's and
-    /// the actions still in force. False if it was not in force.
+    /// Starts `link` action `id`: the settings it names apply to the links from `from`
+    /// to `to` (one way) until it ends, over the scenario's rules and earlier actions.
+    pub fn change_links(&mut self, id: FaultId, from: NodeBits, to: NodeBits, o: LinkOverride) {
+        self.link_rules.push((id, from, to, o));
+    }
+
+    /// Ends `network` or `link` action `id`: the links are recomputed from the
+    /// scenario's and the actions still in force. False if it was not in force.
     pub fn end_link_change(&mut self, id: FaultId) -> bool {
-        let before = self.link_faults.len();
+        let before = self.link_faults.len() + self.link_rules.len();
         self.link_faults.retain(|(f, _)| *f != id);
-        let ended = self.link_faults.len() != before;
+        self.link_rules.retain(|(f, ..)| *f != id);
+        let ended = self.link_faults.len() + self.link_rules.len() != before;
         if ended {
             self.recompute_link();
         }
@@ -404,13 +416,25 @@ impl Network {
                 .any(|(_, f, t)| f.contains(a) && t.contains(b))
     }
 
+    /// Whether some link differs from the default link (then each packet looks up its
+    /// own).
+    fn per_link(&self) -> bool {
+        !self.rules.is_empty() || !self.link_rules.is_empty()
+    }
+
     fn params(&self, a: u32, b: u32) -> LinkParams {
-        for (f, t, o) in &self.rules {
-            if f.contains(a) && t.contains(b) {
-                return o.apply(&self.base);
-            }
-        }
-        self.base.clone()
+        let base = match self
+            .rules
+            .iter()
+            .find(|(f, t, _)| f.contains(a) && t.contains(b))
+        {
+            Some((_, _, o)) => o.apply(&self.base),
+            None => self.base.clone(),
+        };
+        self.link_rules
+            .iter()
+            .filter(|(_, f, t, _)| f.contains(a) && t.contains(b))
+            .fold(base, |l, (_, _, _, o)| o.apply(&l))
     }
 
     /// One-way delay of a packet from `a` to `b` (latency plus jitter).
@@ -428,11 +452,7 @@ impl Network {
         if !self.reachable(a, b) {
             return Fate::Cut;
         }
-        let p = if self.rules.is_empty() {
-            None
-        } else {
-            Some(self.params(a, b))
-        };
+        let p = self.per_link().then(|| self.params(a, b));
         let p = p.as_ref().unwrap_or(&self.base);
         let (latency, jitter, loss, duplicate, reorder, reorder_delay) = (
             p.latency,
@@ -477,10 +497,10 @@ impl Network {
     /// segments suffer (TCP never loses, it is late).
     pub fn frame_delay(&mut self, now: Instant, a: u32, b: u32, len: usize) -> Duration {
         let sent = self.serialize(now, a, len, true).unwrap_or(now);
-        let p = if self.rules.is_empty() {
-            self.base.clone()
-        } else {
+        let p = if self.per_link() {
             self.params(a, b)
+        } else {
+            self.base.clone()
         };
         let mut d = (sent - now) + p.latency + self.rng.duration_below(p.jitter);
         let mut tries = 0;
@@ -605,6 +625,32 @@ mod tests {
         assert_eq!(net.base().loss, 0.5);
         net.end_link_change(4);
         assert_eq!(net.base().loss, 0.1);
+    }
+
+    #[test]
+    fn a_link_change_applies_one_way_over_the_rules_and_ends_by_itself() {
+        let mut net = Network::new(3, 1, LinkParams::default(), None, StreamParams::default());
+        let bits = |v: &[u32]| NodeBits::from_nodes(3, v);
+        let set = |latency: Option<u64>, loss: Option<f64>| LinkOverride {
+            latency: latency.map(Duration::from_millis),
+            loss,
+            ..LinkOverride::default()
+        };
+        net.add_rule(bits(&[0]), bits(&[1]), set(Some(40), None));
+        net.change_links(7, bits(&[0]), bits(&[1, 2]), set(None, Some(1.0)));
+        // One way: 0 -> 1 loses everything and keeps the rule's latency; 1 -> 0 is whole.
+        assert_eq!(net.params(0, 1).loss, 1.0);
+        assert_eq!(net.params(0, 1).latency, Duration::from_millis(40));
+        assert_eq!(net.params(1, 0), LinkParams::default());
+        assert_eq!(net.datagram(Instant::ZERO, 0, 2, 100), Fate::Lost);
+        // A later action wins where both apply; ending it leaves the first in force.
+        net.change_links(8, bits(&[0]), bits(&[2]), set(None, Some(0.0)));
+        assert_eq!(net.params(0, 2).loss, 0.0);
+        assert!(net.end_link_change(8));
+        assert_eq!(net.params(0, 2).loss, 1.0);
+        assert!(net.end_link_change(7));
+        assert!(!net.end_link_change(7), "ended twice");
+        assert_eq!(net.params(0, 2), LinkParams::default());
     }
 
     #[test]

@@ -261,6 +261,10 @@ pub trait SimNode: Sized {
     /// Builds this layer's configuration from the memberlist settings the scenario made.
     /// The Serf layer applies `serf`; the memberlist layer ignores it.
     fn configure(memberlist: Config, serf: &SerfOverrides) -> Result<Self::Config, String>;
+    /// Sets the permanent seeds (`[serf] seeds`): addresses the node retries for ever
+    /// while they are not members. Only the Serf layer has them; the memberlist layer,
+    /// like every `[serf]` setting, ignores them.
+    fn set_seeds(_config: &mut Self::Config, _seeds: &[SocketAddr]) {}
     /// Starts a node at `now`, from `snapshot` when restarting with its state.
     fn start(
         spec: &NodeSpec<Self::Config>,

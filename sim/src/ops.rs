@@ -93,7 +93,13 @@ pub(crate) enum OpKind {
         link: LinkOverride,
         lasts: Option<Duration>,
     },
-    /// The end of `network` action `id` (only that one).
+    Link {
+        from: NodeSet,
+        to: NodeSet,
+        link: LinkOverride,
+        lasts: Option<Duration>,
+    },
+    /// The end of `network` or `link` action `id` (only that one).
     EndLinkChange {
         id: FaultId,
     },
@@ -188,6 +194,12 @@ impl<N: SimNode> Simulation<N> {
                     link: a.link(),
                     lasts: a.lasts,
                 },
+                ActionKind::Link => OpKind::Link {
+                    from: a.from.clone().ok_or("link needs `from`")?,
+                    to: a.to.clone().ok_or("link needs `to`")?,
+                    link: a.link(),
+                    lasts: a.lasts,
+                },
                 ActionKind::InstallKey | ActionKind::UseKey | ActionKind::RemoveKey => {
                     OpKind::Key {
                         nodes,
@@ -214,7 +226,12 @@ impl<N: SimNode> Simulation<N> {
                     continue;
                 }
             };
-            self.add_op(at, kind, a.label.clone());
+            // A repeated action: the same operations again, each a fault of its own
+            // (a random set is drawn again each time; a label names the latest draw).
+            for r in 0..a.times() {
+                let at = Instant::from_duration(a.repeat_at(r));
+                self.add_op(at, kind.clone(), a.label.clone());
+            }
         }
         self.firing_action = None;
         Ok(())
@@ -364,6 +381,15 @@ impl<N: SimNode> Simulation<N> {
                 self.violate(Some(i), "start", format!("node {i} failed to start: {e}"));
                 false
             }
+        }
+    }
+
+    /// A `network` or `link` change with `for` is a fault until it ends; one without
+    /// is the network from then on.
+    fn end_link_change_after(&mut self, id: FaultId, lasts: Option<Duration>) {
+        if let Some(l) = lasts {
+            self.timed_link_faults.push(id);
+            self.add_op(self.now + l, OpKind::EndLinkChange { id }, None);
         }
     }
 
@@ -594,10 +620,23 @@ impl<N: SimNode> Simulation<N> {
                 self.trace_op(14, &[]);
                 let id = idx as FaultId;
                 self.net.change_link(id, link);
-                if let Some(l) = lasts {
-                    self.timed_link_faults.push(id);
-                    self.add_op(now + l, OpKind::EndLinkChange { id }, None);
-                }
+                self.end_link_change_after(id, lasts);
+            }
+            OpKind::Link {
+                from,
+                to,
+                link,
+                lasts,
+            } => {
+                let n = self.hosts.len();
+                let f = self.resolve(&from, |_| true);
+                let t = self.resolve(&to, |_| true);
+                self.trace_op(19, &f);
+                self.trace_op(19, &t);
+                let id = idx as FaultId;
+                let (f, t) = (NodeBits::from_nodes(n, &f), NodeBits::from_nodes(n, &t));
+                self.net.change_links(id, f, t, link);
+                self.end_link_change_after(id, lasts);
             }
             OpKind::EndLinkChange { id } => {
                 self.trace_op(15, &[id as u32]);

@@ -292,6 +292,11 @@ pub struct SerfOverrides {
     pub leave_propagate_delay: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejoin_after_leave: Option<bool>,
+    /// Permanent seeds (`Config::seeds`): these nodes' addresses, which every node
+    /// retries each `reconnect_interval` for ever while they are not members. Resolved
+    /// once at the start, like a group (so no `@label`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<NodeSet>,
 }
 
 impl SerfOverrides {
@@ -490,6 +495,9 @@ pub enum ActionKind {
     /// Change the default link (`latency`, `jitter`, `loss`, `duplicate`, `reorder`) for
     /// `for` (or until the end).
     Network,
+    /// Change the links from `from` to `to` (one way: `latency`, `jitter`, `loss`,
+    /// `duplicate`, `reorder`) for `for` (or until the end).
+    Link,
     /// `count` user events, `every` apart, each from a random node of `nodes`.
     UserEvents,
     /// `count` queries, `every` apart, each from a random node of `nodes`.
@@ -506,9 +514,10 @@ pub enum ActionKind {
 impl ActionKind {
     /// The optional keys an action of this kind takes (README, `[[actions]]`); any other
     /// key set on it is a mistake.
-    pub fn keys(self) -> &'static [&'static str] {
+    pub fn keys(self) -> Vec<&'static str> {
         use ActionKind::*;
-        match self {
+        const LINK: &[&str] = &["latency", "jitter", "loss", "duplicate", "reorder", "for"];
+        let own: &[&str] = match self {
             Start => &["nodes", "label", "seeds", "keep_state", "rejoin"],
             Crash | Leave => &["nodes", "label"],
             Restart => &[
@@ -534,10 +543,29 @@ impl ActionKind {
             Partition => &["groups", "for"],
             OneWay => &["from", "to", "for"],
             Heal => &[],
-            Network => &["latency", "jitter", "loss", "duplicate", "reorder", "for"],
+            Network => LINK,
+            Link => &["from", "to"],
             UserEvents | Queries => &["nodes", "count", "every"],
             InstallKey | UseKey | RemoveKey => &["nodes", "label", "key"],
+        };
+        let mut keys = own.to_vec();
+        if self == Link {
+            keys.extend(LINK);
         }
+        // `every` and `times` repeat any action whose `every` does not already space a
+        // series of its own.
+        if !self.is_series() {
+            keys.extend(["every", "times"]);
+        }
+        keys
+    }
+
+    /// Whether `every` spaces this kind's own series (so it cannot repeat the action).
+    pub fn is_series(self) -> bool {
+        matches!(
+            self,
+            ActionKind::RollingRestart | ActionKind::UserEvents | ActionKind::Queries
+        )
     }
 }
 
@@ -562,10 +590,10 @@ pub struct Action {
     /// For `partition`: the groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<NodeSet>>,
-    /// For `one_way`: senders.
+    /// For `one_way` and `link`: senders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<NodeSet>,
-    /// For `one_way`: receivers.
+    /// For `one_way` and `link`: receivers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<NodeSet>,
     /// How long the fault lasts; then it is undone automatically.
@@ -590,13 +618,17 @@ pub struct Action {
     /// For restarts: join through the seeds after starting (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejoin: Option<bool>,
-    /// For `rolling_restart`, `user_events`, `queries`: spacing.
+    /// For `rolling_restart`, `user_events`, `queries`: spacing. For any other kind,
+    /// with `times`: the period of the repeats.
     #[serde(
         default,
         with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub every: Option<Duration>,
+    /// With `every`: the action happens this many times in all, the first at `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<usize>,
     /// For `user_events`, `queries`: how many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
@@ -607,27 +639,27 @@ pub struct Action {
         skip_serializing_if = "Option::is_none"
     )]
     pub delay: Option<(Duration, Duration)>,
-    /// For `network`: see [`LinkParams::latency`].
+    /// For `network` and `link`: see [`LinkParams::latency`].
     #[serde(
         default,
         with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub latency: Option<Duration>,
-    /// For `network`: see [`LinkParams::jitter`].
+    /// For `network` and `link`: see [`LinkParams::jitter`].
     #[serde(
         default,
         with = "duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub jitter: Option<Duration>,
-    /// For `network`: see [`LinkParams::loss`].
+    /// For `network` and `link`: see [`LinkParams::loss`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
-    /// For `network`: see [`LinkParams::duplicate`].
+    /// For `network` and `link`: see [`LinkParams::duplicate`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<f64>,
-    /// For `network`: see [`LinkParams::reorder`].
+    /// For `network` and `link`: see [`LinkParams::reorder`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorder: Option<f64>,
     /// For `install_key`, `use_key`, `remove_key`: which key, 1 to 255 (the 32-byte key
@@ -653,6 +685,7 @@ impl Action {
             keep_state: None,
             rejoin: None,
             every: None,
+            times: None,
             count: None,
             delay: None,
             latency: None,
@@ -679,6 +712,7 @@ impl Action {
             ("keep_state", self.keep_state.is_some()),
             ("rejoin", self.rejoin.is_some()),
             ("every", self.every.is_some()),
+            ("times", self.times.is_some()),
             ("count", self.count.is_some()),
             ("delay", self.delay.is_some()),
             ("latency", self.latency.is_some()),
@@ -691,7 +725,17 @@ impl Action {
         set.into_iter().filter(|k| k.1).map(|k| k.0).collect()
     }
 
-    /// For `network`: the link settings it sets.
+    /// How many times the action happens (`times`, or once).
+    pub fn times(&self) -> usize {
+        self.times.unwrap_or(1)
+    }
+
+    /// When repeat `k` happens (0 is `at`): `k` periods of `every` later.
+    pub fn repeat_at(&self, k: usize) -> Duration {
+        nth(self.at, self.every.unwrap_or_default(), k)
+    }
+
+    /// For `network` and `link`: the link settings it sets.
     pub fn link(&self) -> LinkOverride {
         LinkOverride {
             latency: self.latency,
@@ -1005,6 +1049,13 @@ impl Scenario {
                 }
                 Partition => need(a.groups.is_some(), "groups")?,
                 OneWay => need(a.from.is_some() && a.to.is_some(), "from and to")?,
+                Link => {
+                    need(a.from.is_some() && a.to.is_some(), "from and to")?;
+                    need(
+                        a.link() != LinkOverride::default(),
+                        "one of `latency`, `jitter`, `loss`, `duplicate`, `reorder`",
+                    )?;
+                }
                 Heal | Network => {}
                 UserEvents | Queries => {
                     need(a.count.is_some(), "count")?;
@@ -1017,6 +1068,23 @@ impl Scenario {
                     }
                 }
             }
+            if !a.kind.is_series() {
+                need(
+                    a.every.is_none() || a.times.is_some(),
+                    "times (`every` repeats it; how many times in all?)",
+                )?;
+                need(
+                    a.times.is_none() || a.every.is_some_and(|e| !e.is_zero()),
+                    "every (a period longer than 0 between its `times` repeats)",
+                )?;
+                let times = a.times();
+                if !(1..=MAX_SERIES).contains(&times) {
+                    return Err(format!(
+                        "action {i} ({:?}): `times` is {times}; from 1 to {MAX_SERIES}",
+                        a.kind
+                    ));
+                }
+            }
             match a.kind {
                 Pause => need(a.lasts.is_some(), "for")?,
                 Slow => need(a.delay.is_some(), "delay")?,
@@ -1026,6 +1094,13 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// `k` periods of `every` after `at`, saturating at the longest duration rather than
+/// wrap (a hostile `count` or `times` must give an error, not a wrapped time).
+fn nth(at: Duration, every: Duration, k: usize) -> Duration {
+    let span = every.as_nanos().saturating_mul(k as u128);
+    at.saturating_add(Duration::from_nanos(span.min(u128::from(u64::MAX)) as u64))
 }
 
 /// A duration in seconds, for messages (`90s`, `1.5s`).
@@ -1042,8 +1117,8 @@ impl Scenario {
     }
 
     /// Every group a node set names is defined, and every `@label` is defined by an
-    /// action that fires earlier; groups and link rules (resolved before any action)
-    /// name no label, and groups no other group.
+    /// action that fires earlier; groups, link rules and the permanent seeds (resolved
+    /// before any action) name no label, and groups no other group.
     fn validate_node_sets(&self) -> Result<(), String> {
         let defined = || {
             if self.groups.is_empty() {
@@ -1068,18 +1143,24 @@ impl Scenario {
             set.check_bounds(self.nodes)
                 .map_err(|e| format!("groups.{name}: {e}"))?;
         }
+        let mut start_sets: Vec<(String, &NodeSet)> = Vec::new();
         for (k, rule) in self.network.links.iter().enumerate() {
             for (field, set) in [("from", &rule.from), ("to", &rule.to)] {
-                let place = format!("network.links[{k}].{field}");
-                group_ok(set, &place)?;
-                set.check_bounds(self.nodes)
-                    .map_err(|e| format!("{place}: {e}"))?;
-                if let NodeSet::Label(l) = set {
-                    return Err(format!(
-                        "{place}: `@{l}`: a link rule is resolved at the start, before any \
-                         action chooses nodes"
-                    ));
-                }
+                start_sets.push((format!("network.links[{k}].{field}"), set));
+            }
+        }
+        if let Some(set) = &self.serf.seeds {
+            start_sets.push(("serf.seeds".into(), set));
+        }
+        for (place, set) in start_sets {
+            group_ok(set, &place)?;
+            set.check_bounds(self.nodes)
+                .map_err(|e| format!("{place}: {e}"))?;
+            if let NodeSet::Label(l) = set {
+                return Err(format!(
+                    "{place}: `@{l}`: this set is resolved at the start, before any action \
+                     chooses nodes"
+                ));
             }
         }
         let mut labels: Vec<&str> = Vec::new();
@@ -1123,7 +1204,7 @@ impl Scenario {
                 use ActionKind::*;
                 if matches!(
                     a.kind,
-                    Partition | OneWay | Heal | Network | UserEvents | Queries
+                    Partition | OneWay | Heal | Network | Link | UserEvents | Queries
                 ) {
                     return Err(format!(
                         "action {i} ({:?}): `label` names the nodes an action chooses; this \
@@ -1175,20 +1256,25 @@ impl Scenario {
         let end = self.duration;
         for (i, a) in self.actions.iter().enumerate() {
             let last = match a.kind {
-                ActionKind::UserEvents | ActionKind::Queries => {
-                    let every = a.every.unwrap_or(Duration::from_millis(100));
-                    let k = a.count.unwrap_or(1).saturating_sub(1) as u128;
-                    let span = every.as_nanos().saturating_mul(k).min(u128::from(u64::MAX));
-                    a.at.saturating_add(Duration::from_nanos(span as u64))
-                }
-                _ => a.at,
+                ActionKind::UserEvents | ActionKind::Queries => nth(
+                    a.at,
+                    a.every.unwrap_or(Duration::from_millis(100)),
+                    a.count.unwrap_or(1).saturating_sub(1),
+                ),
+                _ => a.repeat_at(a.times().saturating_sub(1)),
             };
             if last > end {
                 return Err(format!(
-                    "action {i} ({:?}) {} at {}, after the end of the run ({}); shorten it or \
+                    "action {i} ({:?}) {} {}, after the end of the run ({}); shorten it or \
                      lengthen `duration`",
                     a.kind,
-                    if last == a.at { "is" } else { "ends" },
+                    if last == a.at {
+                        "is at"
+                    } else if a.times.is_some() {
+                        "repeats until"
+                    } else {
+                        "ends at"
+                    },
                     secs(last),
                     secs(end)
                 ));
@@ -1257,6 +1343,20 @@ impl Scenario {
                     secs(a.at)
                 ));
                 continue;
+            }
+            if a.times() > 1 {
+                let fit = (0..a.times())
+                    .take_while(|&k| a.repeat_at(k) <= duration)
+                    .count();
+                if fit < a.times() {
+                    warnings.push(format!(
+                        "action {i} ({:?}): {} of its {} repeats fall after the end: dropped",
+                        a.kind,
+                        a.times() - fit,
+                        a.times()
+                    ));
+                    a.times = Some(fit);
+                }
             }
             if matches!(a.kind, ActionKind::UserEvents | ActionKind::Queries) {
                 let every = a.every.unwrap_or(Duration::from_millis(100));
@@ -1502,7 +1602,7 @@ mod tests {
             );
         }
         let e = parse("[[actions]]\nat = '10s'\nkind = 'heal'\nfor = '10s'\n").unwrap_err();
-        assert!(e.contains("this kind takes no other key"), "{e}");
+        assert!(e.contains("this kind takes `every`, `times`"), "{e}");
         assert!(
             parse("[[actions]]\nat = '10s'\nkind = 'start'\nnodes = [1]\nkeep_state = true\n")
                 .is_ok()

@@ -192,6 +192,10 @@ impl SimNode for SerfNode {
         Ok(config)
     }
 
+    fn set_seeds(config: &mut serf::Config, seeds: &[SocketAddr]) {
+        config.seeds = seeds.to_vec();
+    }
+
     fn start(
         spec: &NodeSpec<serf::Config>,
         now: Instant,

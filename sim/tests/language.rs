@@ -1,0 +1,197 @@
+//! What users of the scenario language needed and could not say (issue 11, item 5):
+//! permanent seeds, repeated actions, timed per-link settings, the per-node timeline,
+//! expectations over a time window.
+
+use sim::{Report, Scenario, SerfNode, Simulation};
+
+fn run_serf(toml: &str) -> Report {
+    let s = Scenario::from_toml(toml).unwrap();
+    Simulation::<SerfNode>::new(&s, s.seed)
+        .unwrap()
+        .run(&mut |_| {})
+}
+
+/// Node 9 alone for 200 s: every view fails it and reaps it after `reconnect_timeout`,
+/// and it reaps every other member; memberlist forgets them all. Nothing then ever
+/// talks across again unless someone retries an address it no longer knows.
+fn cut_off_longer_than_every_timeout(serf: &str) -> String {
+    format!(
+        r#"
+        name = "cut-off"
+        layer = "serf"
+        nodes = 10
+        duration = "420s"
+        [serf]
+        reconnect_interval = "10s"
+        reconnect_timeout = "60s"
+        reap_interval = "5s"
+        {serf}
+        [[actions]]
+        at = "30s"
+        kind = "partition"
+        groups = [[9]]
+        for = "200s"
+        [[expect]]
+        kind = "converged"
+        after = "230s"
+        within = "40s"
+        "#
+    )
+}
+
+/// `[serf] seeds`: the node retries the permanent seeds for ever and comes back by
+/// itself once the network heals, with no `join` action.
+#[test]
+fn a_node_cut_off_longer_than_every_timeout_comes_back_through_the_permanent_seeds() {
+    let r = run_serf(&cut_off_longer_than_every_timeout("seeds = \"0..3\""));
+    assert!(r.passed, "{}", r.table());
+    assert!(r.convergence.agreed_at_end);
+}
+
+/// The same without permanent seeds never heals (memberlist #222): the test above is
+/// not vacuous.
+#[test]
+fn without_permanent_seeds_the_cut_off_node_stays_out() {
+    let r = run_serf(&cut_off_longer_than_every_timeout(""));
+    assert!(!r.passed, "{}", r.table());
+    assert!(!r.convergence.agreed_at_end);
+}
+
+/// `[serf] seeds` takes any node set resolved at the start, and names the key when it
+/// is wrong.
+#[test]
+fn permanent_seeds_are_checked_like_any_node_set() {
+    let parse = |seeds: &str| {
+        Scenario::from_toml(&format!(
+            "name = 't'\nnodes = 10\nduration = '60s'\n[serf]\nseeds = {seeds}\n"
+        ))
+    };
+    assert!(parse("[0, 1]").is_ok());
+    assert!(parse("'0..3'").is_ok());
+    for (seeds, says) in [
+        ("[10]", "serf.seeds: node 10 does not exist"),
+        ("'nope'", "serf.seeds: unknown group `nope`"),
+        (
+            "'@x'",
+            "serf.seeds: `@x`: this set is resolved at the start",
+        ),
+    ] {
+        let e = parse(seeds).unwrap_err();
+        assert!(e.contains(says), "{seeds}: {e}");
+    }
+}
+
+fn parse(body: &str) -> Result<Scenario, String> {
+    Scenario::from_toml(&format!(
+        "name = 't'\nnodes = 20\nduration = '300s'\n{body}"
+    ))
+}
+
+/// A flapping link: a 5 s partition every 20 s, ten times. Each repeat is a fault like
+/// the first: the last one ends at 225 s, and convergence is measured from there.
+#[test]
+fn a_flapping_partition_repeats_and_each_repeat_is_a_fault() {
+    let flap = "[[actions]]\nat = '40s'\nkind = 'partition'\ngroups = ['0..10']\n\
+                for = '5s'\nevery = '20s'\ntimes = 10\n";
+    let s = parse(flap).unwrap();
+    let r = Simulation::<sim::MemberlistNode>::new(&s, 1)
+        .unwrap()
+        .run(&mut |_| {});
+    assert!(r.passed, "{}", r.table());
+    // The tenth partition starts at 220 s and ends (a fault too) at 225 s.
+    assert_eq!(r.convergence.last_fault, 225.0, "{}", r.table());
+    // One span of uncounted reports: every 15 s heal is shorter than the aftermath.
+    assert_eq!(r.false_positives.uncounted.len(), 1, "{}", r.table());
+}
+
+/// `every` and `times` go together, a repeat past the end is an error like any action
+/// past the end, and kinds whose `every` spaces their own series take no `times`.
+#[test]
+fn repeats_are_checked_like_any_action() {
+    let part = "[[actions]]\nat = '40s'\nkind = 'partition'\ngroups = ['0..10']\nfor = '5s'\n";
+    for (extra, says) in [
+        ("every = '20s'", "needs `times"),
+        ("times = 3", "needs `every"),
+        ("times = 3\nevery = '0s'", "needs `every"),
+        ("times = 0\nevery = '1s'", "`times` is 0"),
+        (
+            "times = 20\nevery = '20s'",
+            "action 0 (Partition) repeats until 420s, after the end of the run (300s)",
+        ),
+    ] {
+        let e = parse(&format!("{part}{extra}\n")).unwrap_err();
+        assert!(e.contains(says), "{extra}: {e}");
+    }
+    assert!(parse(&format!("{part}times = 13\nevery = '20s'\n")).is_ok());
+    let e = parse(
+        "[[actions]]\nat = '1s'\nkind = 'user_events'\nnodes = 'all'\ncount = 2\ntimes = 2\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("`times` does not apply to this kind"), "{e}");
+    // `--duration` drops the repeats past the new end and says so.
+    let mut s = parse(&format!("{part}times = 13\nevery = '20s'\n")).unwrap();
+    let w = s.truncate(std::time::Duration::from_secs(90));
+    assert!(
+        w[0].contains("10 of its 13 repeats fall after the end"),
+        "{w:?}"
+    );
+    assert_eq!(s.actions[0].times, Some(3));
+}
+
+/// A `link` action: one-way loss from node 5 to everyone for 40 s. Node 5's acks never
+/// get out, so every other view fails it (a false positive: it never stopped); the
+/// other way still works, so node 5 hears the accusations and refutes them, which gets
+/// out once the action ends, and the views agree again.
+#[test]
+fn one_way_loss_as_a_timed_link_action_mutes_one_node_and_ends_by_itself() {
+    use sim::node::SimNode;
+    let s = parse(
+        "[[actions]]\nat = '60s'\nkind = 'link'\nfrom = [5]\nto = 'all'\nloss = 1.0\n\
+         for = '40s'\n[[expect]]\nkind = 'converged'\nafter = '100s'\nwithin = '60s'\n",
+    )
+    .unwrap();
+    let mut sim = Simulation::<sim::MemberlistNode>::new(&s, 1).unwrap();
+    sim.run_until(serf_proto::Instant::from_secs(99), &mut |_| {});
+    for i in (0..20).filter(|&i| i != 5) {
+        let seen = sim.node(i).unwrap().member("node-5").map(|m| m.state);
+        assert!(!seen.is_some_and(|s| s.is_member()), "node {i}: {seen:?}");
+    }
+    // Only what node 5 receives can tell it that it was suspected.
+    assert!(sim.node(5).unwrap().counters().refutes > 0);
+    let r = sim.run(&mut |_| {});
+    assert!(r.passed, "{}", r.table());
+    assert!(r.false_positives.healthy >= 19, "{}", r.table());
+}
+
+/// A `link` needs both ends and a setting, chooses no nodes, and its probabilities
+/// are checked like the others.
+#[test]
+fn link_actions_are_checked_like_any_action() {
+    let link = "[[actions]]\nat = '10s'\nkind = 'link'\n";
+    for (body, says) in [
+        ("from = [1]\nloss = 0.5", "needs `from and to`"),
+        ("from = [1]\nto = [2]", "needs `one of `latency`"),
+        (
+            "from = [1]\nto = [2]\nloss = 1.5",
+            "a probability is between 0 and 1",
+        ),
+        (
+            "from = [1]\nto = [2]\nloss = 0.5\nlabel = 'x'",
+            "this kind chooses none",
+        ),
+        (
+            "from = [1]\nto = [20]\nloss = 0.5",
+            "`to`: node 20 does not exist",
+        ),
+        (
+            "from = [1]\nto = [2]\nloss = 0.5\nnodes = [3]",
+            "`nodes` does not apply",
+        ),
+    ] {
+        let e = parse(&format!("{link}{body}\n")).unwrap_err();
+        assert!(e.contains(says), "{body}: {e}");
+    }
+    let ok = "from = '0..10'\nto = '10..20'\nlatency = '80ms'\njitter = '5ms'\nduplicate = 0.1\n\
+              reorder = 0.1\nfor = '30s'\nevery = '60s'\ntimes = 3";
+    assert!(parse(&format!("{link}{ok}\n")).is_ok());
+}
