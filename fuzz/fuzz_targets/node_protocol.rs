@@ -580,7 +580,9 @@ impl Harness {
                 Output::OpenStream { id, .. } => {
                     Self::remember(&mut self.outbound_streams, id);
                 }
-                Output::CloseStream { id } => self.outbound_streams.retain(|s| *s != id),
+                Output::CloseStream { id } | Output::AbortStream { id } => {
+                    self.outbound_streams.retain(|s| *s != id)
+                }
                 Output::Event(e) => match e {
                     Event::LeaveCompleted => {
                         assert!(
@@ -594,6 +596,8 @@ impl Harness {
                     _ => {}
                 },
                 Output::Timeout(at) => {
+                    // Snapshot records come from their own drain; it must be drainable.
+                    while self.node.poll_persist().is_some() {}
                     self.deadline = at;
                     return;
                 }
