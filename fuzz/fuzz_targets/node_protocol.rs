@@ -1204,8 +1204,9 @@ impl Harness {
                 }
             }
             Command::Leave => {
-                let was = node.state();
-                if node.leave(now).is_ok() && was == SerfState::Alive {
+                // Every accepted leave is answered by a LeaveCompleted: a second one while
+                // leaving shares the first's, one once left reports it again.
+                if node.leave(now).is_ok() && self.leave_started.is_none() {
                     self.leave_started = Some(now);
                 }
             }
