@@ -246,6 +246,9 @@ pub struct Simulation<N: SimNode> {
     pub(crate) firing_action: Option<usize>,
     /// What the scenario asked for that could not happen at run time.
     pub(crate) warnings: Vec<String>,
+    /// Per node, its state changes in order (started, crashed, paused, leaving, left,
+    /// key operations...), for the JSON report: a failure can be read, not inferred.
+    pub(crate) timeline: Vec<Vec<(Instant, String)>>,
     pub(crate) streams: crate::streams::Streams,
     /// Slow faults in force: their id, the nodes still slow by them, the delay range.
     pub(crate) slow_faults: Vec<(FaultId, Vec<u32>, (Duration, Duration))>,
@@ -388,6 +391,7 @@ impl<N: SimNode> Simulation<N> {
             ops: Vec::new(),
             firing_action: None,
             warnings: Vec::new(),
+            timeline: vec![Vec::new(); n],
             streams: Default::default(),
             slow_faults: Vec::new(),
             timed_link_faults: Vec::new(),
@@ -812,6 +816,12 @@ impl<N: SimNode> Simulation<N> {
         };
         self.views.node_up(i);
         self.rec.restarted(i);
+        let what = match (life, keep_state) {
+            (1, _) => "started",
+            (_, true) => "restarted from its saved state",
+            (_, false) => "restarted fresh",
+        };
+        self.note(i, what);
         let node = N::start(&self.specs[i as usize], now, snapshot)?;
         self.nodes[i as usize] = Some(node);
         self.trace.word(now.as_nanos());
@@ -820,6 +830,12 @@ impl<N: SimNode> Simulation<N> {
         self.drain(i);
         self.note_agreement();
         Ok(())
+    }
+
+    /// Adds a state change of node `i` to its timeline.
+    pub(crate) fn note(&mut self, i: u32, what: impl Into<String>) {
+        let now = self.now;
+        self.timeline[i as usize].push((now, what.into()));
     }
 
     /// The members node `i` holds, for when its view stops counting.
@@ -860,6 +876,7 @@ impl<N: SimNode> Simulation<N> {
             let held_by = self.views.alive_in(i);
             self.rec.crashed(i, now, held_by);
         }
+        self.note(i, if crash { "crashed" } else { "stopped" });
         let snapshot = self.nodes[i as usize].as_mut().and_then(|n| n.shutdown());
         self.snapshots[i as usize] = snapshot;
         self.nodes[i as usize] = None;

@@ -178,6 +178,7 @@ impl<N: SimNode> Simulation<N> {
             }
             SimEvent::LeaveDone => {
                 self.trace.word(7 | u64::from(i) << 8);
+                self.note(i, "leave completed");
                 if self.hosts[i as usize].status == Status::Leaving {
                     self.pending_shutdown.push(i);
                 }

@@ -492,6 +492,7 @@ impl<N: SimNode> Simulation<N> {
                     h.paused_until =
                         Some(h.paused_until.map_or(now + lasts, |p| p.max(now + lasts)));
                     h.ever_impaired = true;
+                    self.note(i, format!("paused for {lasts:?}"));
                 }
                 self.add_op(
                     now + lasts,
@@ -509,6 +510,7 @@ impl<N: SimNode> Simulation<N> {
                     if h.paused_until.is_some_and(|p| p <= now) {
                         h.paused_until = None;
                         ended = true;
+                        self.note(i, "running again after its pause");
                     }
                 }
                 disturb = ended;
@@ -526,6 +528,10 @@ impl<N: SimNode> Simulation<N> {
                     let h = &mut self.hosts[i as usize];
                     h.slow = Some(delay);
                     h.ever_impaired = true;
+                    self.note(
+                        i,
+                        format!("slow: each input {:?} to {:?} late", delay.0, delay.1),
+                    );
                 }
                 self.slow_faults.push((id, chosen.clone(), delay));
                 if let Some(l) = lasts {
@@ -549,6 +555,13 @@ impl<N: SimNode> Simulation<N> {
                         .find(|f| f.1.contains(&i))
                         .map(|f| f.2);
                     self.hosts[i as usize].slow = delay;
+                    self.note(
+                        i,
+                        match delay {
+                            Some(d) => format!("slow by an earlier fault: {:?} to {:?}", d.0, d.1),
+                            None => "no longer slow".to_string(),
+                        },
+                    );
                 }
                 disturb = !nodes.is_empty();
                 chosen = nodes;
@@ -557,6 +570,7 @@ impl<N: SimNode> Simulation<N> {
                 chosen = self.choose(&nodes, running);
                 self.trace_op(9, &chosen);
                 for &i in &chosen {
+                    self.note(i, "leaving");
                     self.leave_truth(i);
                     self.hosts[i as usize].status = Status::Leaving;
                     if let Some(node) = self.nodes[i as usize].as_mut() {
@@ -569,6 +583,7 @@ impl<N: SimNode> Simulation<N> {
                 chosen = self.choose(&nodes, running);
                 self.trace_op(10, &chosen);
                 for &i in &chosen {
+                    self.note(i, "joining");
                     self.join(i, &seeds);
                 }
             }
@@ -650,6 +665,10 @@ impl<N: SimNode> Simulation<N> {
                     let started = self.nodes[i as usize]
                         .as_mut()
                         .is_some_and(|node| node.key_op(now, op, key));
+                    self.note(
+                        i,
+                        format!("{op:?} key {key}{}", if started { "" } else { ": refused" }),
+                    );
                     if started {
                         self.rec.key_started(i, op, key, now);
                     } else {

@@ -249,6 +249,24 @@ pub struct Series {
     pub dissemination: Vec<(Vec<f64>, u64)>,
 }
 
+/// One node's state changes, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeTimeline {
+    /// The node's index.
+    pub node: u32,
+    /// What happened to it, when.
+    pub events: Vec<TimelineEvent>,
+}
+
+/// A state change of a node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEvent {
+    /// Simulated seconds.
+    pub at: f64,
+    /// What: "started", "crashed", "paused for 5s", "leaving", "leave completed", ...
+    pub what: String,
+}
+
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -276,6 +294,8 @@ pub struct Report {
     /// `start` of a node still running or still leaving): each says when and which
     /// action.
     pub warnings: Vec<String>,
+    /// Per node, its state changes in order (JSON only).
+    pub timeline: Vec<NodeTimeline>,
     /// Convergence.
     pub convergence: Convergence,
     /// Failure detection.
@@ -554,6 +574,21 @@ impl<N: SimNode> Simulation<N> {
             violations: self.violations.clone(),
             expectations: Vec::new(),
             warnings: self.warnings.clone(),
+            timeline: self
+                .timeline
+                .iter()
+                .enumerate()
+                .map(|(i, t)| NodeTimeline {
+                    node: i as u32,
+                    events: t
+                        .iter()
+                        .map(|(at, what)| TimelineEvent {
+                            at: secs(*at),
+                            what: what.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
             convergence,
             detection,
             false_positives,

@@ -195,3 +195,64 @@ fn link_actions_are_checked_like_any_action() {
               reorder = 0.1\nfor = '30s'\nevery = '60s'\ntimes = 3";
     assert!(parse(&format!("{link}{ok}\n")).is_ok());
 }
+
+#[test]
+fn the_json_report_has_each_nodes_timeline_in_order() {
+    let r = run_serf(
+        r#"
+        name = "timeline"
+        nodes = 6
+        duration = "3m"
+        [[actions]]
+        at = "20s"
+        kind = "pause"
+        nodes = [1]
+        for = "5s"
+        [[actions]]
+        at = "40s"
+        kind = "restart"
+        nodes = [2]
+        downtime = "10s"
+        [[actions]]
+        at = "60s"
+        kind = "leave"
+        nodes = [3]
+        [[actions]]
+        at = "70s"
+        kind = "crash"
+        nodes = [4]
+        "#,
+    );
+    let of = |i: u32| -> Vec<String> {
+        r.timeline
+            .iter()
+            .find(|t| t.node == i)
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| e.what.clone())
+            .collect()
+    };
+    assert_eq!(of(0), ["started"]);
+    assert_eq!(
+        of(1),
+        ["started", "paused for 5s", "running again after its pause"]
+    );
+    assert_eq!(of(2), ["started", "crashed", "restarted fresh"]);
+    assert_eq!(of(3), ["started", "leaving", "leave completed", "stopped"]);
+    assert_eq!(of(4), ["started", "crashed"]);
+    let at = |i: u32, what: &str| {
+        r.timeline[i as usize]
+            .events
+            .iter()
+            .find(|e| e.what == what)
+            .unwrap()
+            .at
+    };
+    assert_eq!(at(1, "paused for 5s"), 20.0);
+    assert_eq!(at(1, "running again after its pause"), 25.0);
+    assert_eq!(at(2, "restarted fresh"), 50.0);
+    assert!(at(3, "leave completed") > 60.0 && at(3, "leave completed") < 70.0);
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(json.contains(r#""what":"leave completed""#));
+}
