@@ -167,6 +167,10 @@
 //! - [`serf`]: Lamport clocks, intents, user events, queries, tags, coordinates, keyring
 //!   queries, reap and reconnect, snapshot records.
 //!
+//! The `serde` feature derives `Serialize` on the types an agent or a JS host renders
+//! (events, members, stats, metrics, coordinates, key responses, query parameters,
+//! snapshot records), and `Deserialize` on those that are plain data.
+//!
 //! ## Determinism
 //!
 //! Same seed, same inputs: same outputs, byte for byte. All randomness (probe order, gossip
@@ -182,6 +186,8 @@ pub mod metrics;
 pub mod name;
 pub mod output;
 pub mod rng;
+#[cfg(feature = "serde")]
+mod serde_impls;
 pub mod serf;
 pub mod time;
 pub mod transform;

@@ -20,6 +20,7 @@ macro_rules! counters {
         }
     ) => {
         $(#[$meta])*
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         pub struct $name {
             $(
                 $(#[doc = $doc])+

@@ -11,6 +11,8 @@ use core::time::Duration;
 /// A point in time: the time elapsed since an origin chosen by the driver.
 ///
 /// Only differences between instants given to the same core are meaningful.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Instant(u64);
 

@@ -63,10 +63,14 @@ impl Delegate for NoDelegate {}
 impl Delegate for () {}
 
 /// Names one call to `join`, echoed by its [`Event::JoinCompleted`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JoinId(pub u64);
 
 /// Why joining through one address failed.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JoinError {
     /// The stream could not be opened or broke.

@@ -51,6 +51,7 @@ impl Default for CoordinateConfig {
 }
 
 /// A network coordinate. All values are in seconds.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Coordinate {
     /// The Euclidean part.

@@ -47,6 +47,8 @@ pub fn decode_tags(meta: &[u8]) -> Result<Tags, WireError> {
 }
 
 /// A member's status in Serf's view (serf `MemberStatus`).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MemberStatus {
     /// Not known.
@@ -81,6 +83,7 @@ impl fmt::Display for MemberStatus {
 }
 
 /// A member of the cluster as this node sees it. Cheap to clone.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// Its unique name.

@@ -21,6 +21,8 @@ use core::net::SocketAddr;
 use std::collections::BTreeMap;
 
 /// One fact to persist.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// A member is alive at this address.

@@ -25,6 +25,8 @@ pub enum SerfState {
 }
 
 /// Kinds of member events.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MemberEventKind {
     /// Members joined.
@@ -53,6 +55,7 @@ impl MemberEventKind {
 }
 
 /// A user event received.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEvent {
     /// Its Lamport time.
@@ -66,14 +69,19 @@ pub struct UserEvent {
 }
 
 /// Names a received query, to answer it with [`Serf::respond`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryHandle(pub u64);
 
 /// Names a query we sent; its acks, responses and end carry it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryId(pub u32);
 
 /// A query received, to answer with [`Serf::respond`] before its deadline.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryEvent {
     /// Pass to [`Serf::respond`].
@@ -91,6 +99,7 @@ pub struct QueryEvent {
 }
 
 /// How a query is sent.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryParams {
     /// Only these nodes process it (empty: no node filter).
@@ -107,6 +116,7 @@ pub struct QueryParams {
 }
 
 /// The aggregated answer to a keyring operation (serf `KeyResponse`).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyResponse {
     /// Messages from nodes (errors, and warnings such as truncation).
@@ -118,8 +128,16 @@ pub struct KeyResponse {
     /// Nodes that answered with an error.
     pub num_err: usize,
     /// For list: how many nodes hold each key.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_impls::key_map")
+    )]
     pub keys: BTreeMap<[u8; 32], usize>,
     /// For list: how many nodes use each key as primary.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_impls::key_map")
+    )]
     pub primary_keys: BTreeMap<[u8; 32], usize>,
 }
 
@@ -131,6 +149,8 @@ impl KeyResponse {
 }
 
 /// Why the node shut itself down.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShutdownReason {
     /// Another node holds our name and the cluster sided with it.
@@ -138,6 +158,8 @@ pub enum ShutdownReason {
 }
 
 /// What the Serf layer reports to the application.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "type", rename_all = "kebab-case"))]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Members joined, left, failed, were updated or reaped (several at once when
@@ -356,6 +378,7 @@ pub struct SerfMetrics {
 }
 
 /// The statistics Go's `Stats()` reports.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
     /// Members known, any status.
