@@ -155,6 +155,9 @@ pub struct Recorder {
     pub fp_healthy_distinct: BTreeSet<(u32, u32)>,
     /// Distinct (member, incarnation) wrongly declared failed: slow ones.
     pub fp_slow_distinct: BTreeSet<(u32, u32)>,
+    /// When each counted false failure report was made, and whether its subject was
+    /// slow (for expectations over a time window).
+    pub fp_times: Vec<(Instant, bool)>,
     /// User events.
     pub events: Vec<Broadcast>,
     /// Queries.

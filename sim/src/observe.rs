@@ -127,9 +127,11 @@ impl<N: SimNode> Simulation<N> {
                             self.rec.fp_partitioned += 1;
                         } else if subject.ever_impaired {
                             self.rec.fp_slow += 1;
+                            self.rec.fp_times.push((now, true));
                             self.rec.fp_slow_distinct.insert((s, incarnation));
                         } else {
                             self.rec.fp_healthy += 1;
+                            self.rec.fp_times.push((now, false));
                             self.rec.fp_healthy_distinct.insert((s, incarnation));
                         }
                     } else {

@@ -633,8 +633,38 @@ impl<N: SimNode> Simulation<N> {
         report
     }
 
+    /// Whether `t` is in the expectation's `[from, until]` window (an open end is the
+    /// run's start or end).
+    fn in_window(e: &Expectation, t: Instant) -> bool {
+        e.from.is_none_or(|f| t >= Instant::from_duration(f))
+            && e.until.is_none_or(|u| t <= Instant::from_duration(u))
+    }
+
+    /// The delivery figures over the events or queries sent within the expectation's
+    /// window; `None` without a window (the report's figures stand).
+    fn windowed(&self, e: &Expectation, list: &[Broadcast]) -> Option<Delivery> {
+        if e.from.is_none() && e.until.is_none() {
+            return None;
+        }
+        let sent: Vec<Broadcast> = list
+            .iter()
+            .filter(|b| Self::in_window(e, b.sent_at))
+            .cloned()
+            .collect();
+        Some(self.delivery(&sent).0)
+    }
+
     fn check(&self, e: &Expectation, r: &Report) -> ExpectResult {
         let fmt = |d: Option<f64>| d.map_or("never".to_string(), |d| format!("{d:.1}s"));
+        let in_window = |t: Instant| Self::in_window(e, t);
+        let window = match (e.from, e.until) {
+            (None, None) => String::new(),
+            (f, u) => format!(
+                " in [{:.0}s, {}]",
+                f.map_or(0.0, |f| f.as_secs_f64()),
+                u.map_or("end".to_string(), |u| format!("{:.0}s", u.as_secs_f64()))
+            ),
+        };
         match e.kind {
             ExpectKind::Converged => {
                 let after = e
@@ -659,10 +689,18 @@ impl<N: SimNode> Simulation<N> {
             }
             ExpectKind::FalsePositives => {
                 let fp = &r.false_positives;
+                let (healthy, slow) = if e.from.is_some() || e.until.is_some() {
+                    let counted = self.rec.fp_times.iter().filter(|&&(t, _)| in_window(t));
+                    let n = counted.clone().count() as u64;
+                    let s = counted.filter(|&&(_, s)| s).count() as u64;
+                    (n - s, s)
+                } else {
+                    (fp.healthy, fp.slow)
+                };
                 let got = match e.subjects {
-                    Subjects::All => fp.healthy + fp.slow,
-                    Subjects::Healthy => fp.healthy,
-                    Subjects::Slow => fp.slow,
+                    Subjects::All => healthy + slow,
+                    Subjects::Healthy => healthy,
+                    Subjects::Slow => slow,
                 };
                 let max = e.max.unwrap_or(0);
                 let mut detail = format!("{got}");
@@ -680,7 +718,7 @@ impl<N: SimNode> Simulation<N> {
                 }
                 ExpectResult {
                     what: format!(
-                        "at most {max} false failure reports ({:?} members)",
+                        "at most {max} false failure reports ({:?} members){window}",
                         e.subjects
                     ),
                     ok: got <= max,
@@ -727,7 +765,8 @@ impl<N: SimNode> Simulation<N> {
                 }
             }
             ExpectKind::Delivery => {
-                let d = &r.user_events;
+                let windowed = self.windowed(e, &self.rec.events);
+                let d = windowed.as_ref().unwrap_or(&r.user_events);
                 let min = e.completeness.unwrap_or(1.0);
                 // None sent (every sender down when its turn came): 100% of nothing.
                 let mut ok = d.sent > 0 && d.completeness >= min;
@@ -736,7 +775,7 @@ impl<N: SimNode> Simulation<N> {
                 }
                 ExpectResult {
                     what: format!(
-                        "user events reach {:.1}% of live nodes, p99 within {}",
+                        "user events{window} reach {:.1}% of live nodes, p99 within {}",
                         min * 100.0,
                         e.p99_max.map_or("any time".to_string(), |d| format!(
                             "{:.1}s",
@@ -745,7 +784,7 @@ impl<N: SimNode> Simulation<N> {
                     ),
                     ok,
                     detail: if d.sent == 0 {
-                        "no user event was sent (see the warnings)".to_string()
+                        format!("no user event was sent{window} (see the warnings)")
                     } else {
                         format!(
                             "{:.2}% reached, p99 {:.2}s",
@@ -756,7 +795,8 @@ impl<N: SimNode> Simulation<N> {
                 }
             }
             ExpectKind::Queries => {
-                let q = &r.queries;
+                let windowed = self.windowed(e, &self.rec.queries);
+                let q = windowed.as_ref().unwrap_or(&r.queries);
                 let min = e.completeness.unwrap_or(1.0);
                 let answered = if q.expected == 0 {
                     1.0
@@ -768,9 +808,12 @@ impl<N: SimNode> Simulation<N> {
                 } else {
                     q.finished_complete as f64 / q.sent as f64
                 };
-                let mut what = format!("queries answered by {:.1}% of live nodes", min * 100.0);
+                let mut what = format!(
+                    "queries{window} answered by {:.1}% of live nodes",
+                    min * 100.0
+                );
                 let mut detail = if q.sent == 0 {
-                    "no query was sent (see the warnings)".to_string()
+                    format!("no query was sent{window} (see the warnings)")
                 } else {
                     format!("{:.2}% answered", answered * 100.0)
                 };

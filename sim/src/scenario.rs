@@ -836,6 +836,22 @@ pub struct Expectation {
     /// asker before their timeout because every expected node had answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_early: Option<f64>,
+    /// For `false_positives`, `delivery` and `queries`: count only reports made, or
+    /// events and queries sent, at or after this time.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub from: Option<Duration>,
+    /// For `false_positives`, `delivery` and `queries`: count only reports made, or
+    /// events and queries sent, at or before this time.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until: Option<Duration>,
 }
 
 impl Expectation {
@@ -852,6 +868,8 @@ impl Expectation {
             completeness: None,
             p99_max: None,
             ended_early: None,
+            from: None,
+            until: None,
         }
     }
 }
@@ -1286,6 +1304,39 @@ impl Scenario {
                     "expectation {i}: `ended_early` applies to `queries` expectations only"
                 ));
             }
+            let windowed = matches!(
+                e.kind,
+                ExpectKind::FalsePositives | ExpectKind::Delivery | ExpectKind::Queries
+            );
+            for (key, t) in [("from", e.from), ("until", e.until)] {
+                let Some(t) = t else { continue };
+                if !windowed {
+                    return Err(format!(
+                        "expectation {i} ({:?}): `{key}` does not apply to this kind (only \
+                         `false_positives`, `delivery` and `queries` take a time window); \
+                         remove it",
+                        e.kind
+                    ));
+                }
+                if t > end {
+                    return Err(format!(
+                        "expectation {i} ({:?}): `{key}` is {}, after the end of the run ({})",
+                        e.kind,
+                        secs(t),
+                        secs(end)
+                    ));
+                }
+            }
+            if let (Some(f), Some(u)) = (e.from, e.until)
+                && u < f
+            {
+                return Err(format!(
+                    "expectation {i} ({:?}): `until` ({}) is before `from` ({})",
+                    e.kind,
+                    secs(u),
+                    secs(f)
+                ));
+            }
             for (key, v) in [
                 ("completeness", e.completeness),
                 ("ended_early", e.ended_early),
@@ -1379,7 +1430,18 @@ impl Scenario {
         }
         self.actions = kept;
         let mut expect = Vec::new();
-        for (i, e) in core::mem::take(&mut self.expect).into_iter().enumerate() {
+        for (i, mut e) in core::mem::take(&mut self.expect).into_iter().enumerate() {
+            if let Some(from) = e.from.filter(|&f| f > duration) {
+                warnings.push(format!(
+                    "expectation {i} ({:?} from {}) starts after the end: dropped",
+                    e.kind,
+                    secs(from)
+                ));
+                continue;
+            }
+            if e.until.is_some_and(|u| u > duration) {
+                e.until = Some(duration);
+            }
             if e.kind == ExpectKind::Converged && e.after.is_some_and(|a| a > duration) {
                 warnings.push(format!(
                     "expectation {i} (converged after {}) starts after the end: dropped",
@@ -1747,6 +1809,19 @@ mod tests {
         assert_eq!(s.actions.len(), 2);
         assert_eq!(s.actions[1].count, Some(3));
         assert_eq!(s.expect.len(), 1);
+        let mut s = parse(
+            "[[expect]]\nkind = 'false_positives'\nfrom = '40s'\n[[expect]]\nkind = \
+             'false_positives'\nuntil = '50s'\n",
+        )
+        .unwrap();
+        let w = s.truncate(Duration::from_secs(30));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("expectation 0 (FalsePositives from 40s)"),
+            "{w:?}"
+        );
+        assert_eq!(s.expect.len(), 1);
+        assert_eq!(s.expect[0].until, Some(Duration::from_secs(30)));
         s.validate().unwrap();
     }
 }

@@ -2,7 +2,7 @@
 //! permanent seeds, repeated actions, timed per-link settings, the per-node timeline,
 //! expectations over a time window.
 
-use sim::{Report, Scenario, SerfNode, Simulation};
+use sim::{MemberlistNode, Report, Scenario, SerfNode, Simulation};
 
 fn run_serf(toml: &str) -> Report {
     let s = Scenario::from_toml(toml).unwrap();
@@ -255,4 +255,137 @@ fn the_json_report_has_each_nodes_timeline_in_order() {
     assert!(at(3, "leave completed") > 60.0 && at(3, "leave completed") < 70.0);
     let json = serde_json::to_string(&r).unwrap();
     assert!(json.contains(r#""what":"leave completed""#));
+}
+
+/// Stalled nodes without Lifeguard from 30 s to 90 s: they report healthy members failed
+/// while the stall lasts, and not once the run has settled.
+fn stalls_then_calm(expect: &str) -> Report {
+    let s = Scenario::from_toml(&format!(
+        r#"
+        name = "stalls"
+        nodes = 30
+        duration = "240s"
+        [config]
+        lifeguard = false
+        [[actions]]
+        at = "30s"
+        kind = "slow"
+        nodes = [0, 1, 2, 3]
+        delay = ["5s", "15s"]
+        for = "60s"
+        [[expect]]
+        kind = "false_positives"
+        subjects = "healthy"
+        {expect}
+        "#
+    ))
+    .unwrap();
+    Simulation::<MemberlistNode>::new(&s, 1)
+        .unwrap()
+        .run(&mut |_| {})
+}
+
+/// `from` and `until` on `false_positives`: only reports made within the window count.
+#[test]
+fn a_false_positive_expectation_over_a_window_counts_only_the_reports_in_it() {
+    let all = stalls_then_calm("");
+    assert!(all.false_positives.healthy > 0, "{}", all.table());
+    assert!(!all.passed, "{}", all.table());
+    let after = stalls_then_calm("from = \"150s\"");
+    assert!(after.passed, "{}", after.table());
+    assert!(
+        after.table().contains("in [150s, end]"),
+        "{}",
+        after.table()
+    );
+    let during = stalls_then_calm("from = \"30s\"\nuntil = \"120s\"");
+    assert!(!during.passed, "{}", during.table());
+    let before = stalls_then_calm("until = \"29s\"");
+    assert!(before.passed, "{}", before.table());
+}
+
+/// Node 9 cut off from 20 s to 50 s: user events sent meanwhile reach it only after the
+/// heal (Serf merges the sides again); those sent well after reach everyone at once.
+fn events_across_a_cut(expect: &str) -> Report {
+    run_serf(&format!(
+        r#"
+        name = "events-window"
+        layer = "serf"
+        nodes = 10
+        duration = "200s"
+        [serf]
+        reconnect_interval = "10s"
+        [[actions]]
+        at = "20s"
+        kind = "partition"
+        groups = [[9]]
+        for = "30s"
+        [[actions]]
+        at = "25s"
+        kind = "user_events"
+        nodes = "0..9"
+        count = 5
+        every = "1s"
+        [[actions]]
+        at = "150s"
+        kind = "user_events"
+        nodes = "0..9"
+        count = 5
+        every = "1s"
+        [[expect]]
+        kind = "delivery"
+        p99_max = "5s"
+        {expect}
+        "#
+    ))
+}
+
+/// `from` and `until` on `delivery` (and `queries`): only what was sent within counts.
+#[test]
+fn a_delivery_expectation_over_a_window_counts_only_what_was_sent_in_it() {
+    let all = events_across_a_cut("");
+    assert!(!all.passed, "{}", all.table());
+    let after = events_across_a_cut("from = \"100s\"");
+    assert!(after.passed, "{}", after.table());
+    let nothing = events_across_a_cut("from = \"60s\"\nuntil = \"100s\"");
+    assert!(!nothing.passed, "{}", nothing.table());
+    assert!(
+        nothing
+            .table()
+            .contains("no user event was sent in [60s, 100s]"),
+        "{}",
+        nothing.table()
+    );
+}
+
+/// A window must lie within the run, end after it starts, and be on a kind that takes one.
+#[test]
+fn expectation_windows_are_checked() {
+    let fp = "[[expect]]\nkind = 'false_positives'\n";
+    for (body, msg) in [
+        (
+            format!("{fp}from = '100s'\nuntil = '50s'\n"),
+            "`until` (50s) is before `from` (100s)",
+        ),
+        (
+            format!("{fp}until = '400s'\n"),
+            "`until` is 400s, after the end",
+        ),
+        (
+            format!("{fp}from = '301s'\n"),
+            "`from` is 301s, after the end",
+        ),
+        (
+            "[[expect]]\nkind = 'converged'\nfrom = '10s'\n".to_string(),
+            "`from` does not apply to this kind",
+        ),
+        (
+            "[[expect]]\nkind = 'detection'\nuntil = '10s'\n".to_string(),
+            "`until` does not apply to this kind",
+        ),
+    ] {
+        let e = parse(&body).unwrap_err();
+        assert!(e.contains(msg), "{body}: {e}");
+    }
+    assert!(parse(&format!("{fp}from = '100s'\nuntil = '300s'\n")).is_ok());
 }
