@@ -223,6 +223,11 @@ pub struct Simulation<N: SimNode> {
     pub(crate) nodes: Vec<Option<N>>,
     pub(crate) hosts: Vec<Host>,
     pub(crate) specs: Vec<NodeSpec<N::Config>>,
+    /// Each node's current address to the node (a node restarted with `new_address`
+    /// leaves its old one unroutable).
+    addresses: BTreeMap<SocketAddr, u32>,
+    /// Addresses handed out past the initial `10.0.0.1 + i`.
+    moved: u32,
     pub(crate) snapshots: Vec<Option<N::Snapshot>>,
     pub(crate) scenario: Scenario,
     pub(crate) seed: u64,
@@ -371,6 +376,8 @@ impl<N: SimNode> Simulation<N> {
             nodes: (0..n).map(|_| None).collect(),
             hosts,
             specs,
+            addresses: (0..n as u32).map(|i| (addr_of(i), i)).collect(),
+            moved: 0,
             snapshots: (0..n).map(|_| None).collect(),
             scenario: scenario.clone(),
             seed,
@@ -417,6 +424,8 @@ impl<N: SimNode> Simulation<N> {
                 .into_iter()
                 .map(addr_of)
                 .collect();
+            // The seeds' first addresses: a seed that moves is not followed (as a
+            // configured address list would not be).
             for spec in &mut sim.specs {
                 N::set_seeds(&mut spec.config, &seeds);
             }
@@ -445,6 +454,16 @@ impl<N: SimNode> Simulation<N> {
             let nodes = self.resolve(set, |_| true);
             self.groups.insert(name.clone(), nodes);
         }
+    }
+
+    /// The node whose current address is `addr`.
+    pub(crate) fn host_at(&self, addr: SocketAddr) -> Option<u32> {
+        self.addresses.get(&addr).copied()
+    }
+
+    /// Node `i`'s current address (it changes with a restart with `new_address`).
+    pub fn address(&self, i: u32) -> SocketAddr {
+        self.specs[i as usize].addr
     }
 
     /// The number of nodes.
@@ -721,7 +740,7 @@ impl<N: SimNode> Simulation<N> {
         self.trace.bytes(data);
         let now = self.now;
         if let Some(n) = self.nodes[to as usize].as_mut() {
-            n.handle_datagram(now, addr_of(from), data);
+            n.handle_datagram(now, self.specs[from as usize].addr, data);
         }
         self.drain(to);
     }
@@ -730,7 +749,7 @@ impl<N: SimNode> Simulation<N> {
         let t = &mut self.hosts[from as usize].traffic;
         t.datagrams += 1;
         t.bytes += data.len() as u64;
-        let Some(j) = index_of(to, self.hosts.len()) else {
+        let Some(j) = self.host_at(to) else {
             self.net_counters.unroutable += 1;
             return;
         };
@@ -785,12 +804,26 @@ impl<N: SimNode> Simulation<N> {
     }
 
     /// Starts node `i` (a new life), fresh or from its snapshot.
-    pub(crate) fn start(&mut self, i: u32, keep_state: bool) -> Result<(), String> {
+    pub(crate) fn start(
+        &mut self,
+        i: u32,
+        keep_state: bool,
+        new_address: bool,
+    ) -> Result<(), String> {
         let now = self.now;
-        let h = &mut self.hosts[i as usize];
-        if h.running() {
+        if self.hosts[i as usize].running() {
             return Ok(());
         }
+        if new_address {
+            // The next address past every node's first one; the old one goes nowhere.
+            let addr = addr_of(self.hosts.len() as u32 + self.moved);
+            self.moved += 1;
+            self.addresses.remove(&self.specs[i as usize].addr);
+            self.addresses.insert(addr, i);
+            self.specs[i as usize].addr = addr;
+            self.note(i, format!("moved to {addr}"));
+        }
+        let h = &mut self.hosts[i as usize];
         h.life += 1;
         let life = h.life;
         h.status = Status::Up;

@@ -38,6 +38,8 @@ pub struct MemberView {
     pub state: MemberState,
     /// Its incarnation.
     pub incarnation: u32,
+    /// The address the view holds for it.
+    pub addr: SocketAddr,
 }
 
 /// How a member event changed a node's view.
@@ -528,6 +530,7 @@ impl SimNode for MemberlistNode {
         self.ml.member(name).map(|n| MemberView {
             state: normalize(n.state()),
             incarnation: n.incarnation(),
+            addr: n.addr(),
         })
     }
 

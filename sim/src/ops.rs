@@ -1,6 +1,6 @@
 //! The scenario's timeline as primitive operations, and node-set resolution.
 
-use crate::engine::{Ev, Host, Simulation, Status, addr_of};
+use crate::engine::{Ev, Host, Simulation, Status};
 use crate::network::{FaultId, LinkOverride, NodeBits};
 use crate::node::{KeyOp, SimNode};
 use crate::scenario::{ActionKind, NodeSet};
@@ -24,6 +24,7 @@ pub(crate) enum OpKind {
         seeds: Option<NodeSet>,
         keep_state: bool,
         rejoin: bool,
+        new_address: bool,
     },
     Crash {
         nodes: NodeSet,
@@ -34,12 +35,14 @@ pub(crate) enum OpKind {
         keep_state: bool,
         rejoin: bool,
         seeds: Option<NodeSet>,
+        new_address: bool,
     },
     Up {
         nodes: Vec<u32>,
         keep_state: bool,
         rejoin: bool,
         seeds: Option<NodeSet>,
+        new_address: bool,
     },
     RollingRestart {
         nodes: NodeSet,
@@ -131,6 +134,7 @@ impl<N: SimNode> Simulation<N> {
                         seeds: None,
                         keep_state: false,
                         rejoin: true,
+                        new_address: false,
                     },
                     None,
                 );
@@ -143,12 +147,14 @@ impl<N: SimNode> Simulation<N> {
             let rejoin = a.rejoin.unwrap_or(true);
             let downtime = a.downtime.unwrap_or(Duration::from_secs(10));
             let keep_state = a.keep_state.unwrap_or(false);
+            let new_address = a.new_address.unwrap_or(false);
             let kind = match a.kind {
                 ActionKind::Start => OpKind::Start {
                     nodes,
                     seeds: a.seeds.clone(),
                     keep_state,
                     rejoin,
+                    new_address,
                 },
                 ActionKind::Crash => OpKind::Crash { nodes },
                 ActionKind::Restart => OpKind::Restart {
@@ -157,6 +163,7 @@ impl<N: SimNode> Simulation<N> {
                     keep_state,
                     rejoin,
                     seeds: a.seeds.clone(),
+                    new_address,
                 },
                 ActionKind::RollingRestart => OpKind::RollingRestart {
                     nodes,
@@ -351,7 +358,7 @@ impl<N: SimNode> Simulation<N> {
         self.resolve(&set, |_| true)
             .into_iter()
             .filter(|&s| s != i)
-            .map(addr_of)
+            .map(|s| self.specs[s as usize].addr)
             .collect()
     }
 
@@ -362,7 +369,7 @@ impl<N: SimNode> Simulation<N> {
             && self.hosts[i as usize].life == 1
         {
             // A seed joins the seeds started before it; the first seed is alone.
-            addrs.retain(|a| crate::engine::index_of(*a, self.hosts.len()).is_some_and(|s| s < i));
+            addrs.retain(|a| self.host_at(*a).is_some_and(|s| s < i));
         }
         if addrs.is_empty() {
             return;
@@ -374,8 +381,8 @@ impl<N: SimNode> Simulation<N> {
         }
     }
 
-    fn up_or_fail(&mut self, i: u32, keep_state: bool) -> bool {
-        match self.start(i, keep_state) {
+    fn up_or_fail(&mut self, i: u32, keep_state: bool, new_address: bool) -> bool {
+        match self.start(i, keep_state, new_address) {
             Ok(()) => true,
             Err(e) => {
                 self.violate(Some(i), "start", format!("node {i} failed to start: {e}"));
@@ -406,6 +413,7 @@ impl<N: SimNode> Simulation<N> {
                 seeds,
                 keep_state,
                 rejoin,
+                new_address,
             } => {
                 // Nodes never started, or stopped (crashed or left).
                 chosen = self.choose(&nodes, |h| {
@@ -413,7 +421,7 @@ impl<N: SimNode> Simulation<N> {
                 });
                 self.trace_op(1, &chosen);
                 for &i in &chosen {
-                    if self.up_or_fail(i, keep_state) && rejoin {
+                    if self.up_or_fail(i, keep_state, new_address) && rejoin {
                         self.join(i, &seeds);
                     }
                 }
@@ -431,6 +439,7 @@ impl<N: SimNode> Simulation<N> {
                 keep_state,
                 rejoin,
                 seeds,
+                new_address,
             } => {
                 chosen = self.choose(&nodes, running);
                 self.trace_op(3, &chosen);
@@ -442,6 +451,7 @@ impl<N: SimNode> Simulation<N> {
                     keep_state,
                     rejoin,
                     seeds,
+                    new_address,
                 };
                 self.add_op(now + downtime, kind, None);
             }
@@ -450,13 +460,14 @@ impl<N: SimNode> Simulation<N> {
                 keep_state,
                 rejoin,
                 seeds,
+                new_address,
             } => {
                 self.trace_op(4, &nodes);
                 // Nodes started again meanwhile (by a `start`) are named by the restart:
                 // `choose` warns about them.
                 chosen = self.choose(&NodeSet::List(nodes), |h| h.status == Status::Down);
                 for &i in &chosen {
-                    if self.up_or_fail(i, keep_state) && rejoin {
+                    if self.up_or_fail(i, keep_state, new_address) && rejoin {
                         self.join(i, &seeds);
                     }
                 }
@@ -478,6 +489,7 @@ impl<N: SimNode> Simulation<N> {
                         keep_state,
                         rejoin,
                         seeds: seeds.clone(),
+                        new_address: false,
                     };
                     self.add_op(now + every.saturating_mul(k as u32), kind, None);
                 }

@@ -518,7 +518,14 @@ impl ActionKind {
         use ActionKind::*;
         const LINK: &[&str] = &["latency", "jitter", "loss", "duplicate", "reorder", "for"];
         let own: &[&str] = match self {
-            Start => &["nodes", "label", "seeds", "keep_state", "rejoin"],
+            Start => &[
+                "nodes",
+                "label",
+                "seeds",
+                "keep_state",
+                "rejoin",
+                "new_address",
+            ],
             Crash | Leave => &["nodes", "label"],
             Restart => &[
                 "nodes",
@@ -527,6 +534,7 @@ impl ActionKind {
                 "downtime",
                 "keep_state",
                 "rejoin",
+                "new_address",
             ],
             RollingRestart => &[
                 "nodes",
@@ -618,6 +626,10 @@ pub struct Action {
     /// For restarts: join through the seeds after starting (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejoin: Option<bool>,
+    /// For `start` and `restart`: come back with the same name at another address
+    /// (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_address: Option<bool>,
     /// For `rolling_restart`, `user_events`, `queries`: spacing. For any other kind,
     /// with `times`: the period of the repeats.
     #[serde(
@@ -684,6 +696,7 @@ impl Action {
             downtime: None,
             keep_state: None,
             rejoin: None,
+            new_address: None,
             every: None,
             times: None,
             count: None,
@@ -711,6 +724,7 @@ impl Action {
             ("downtime", self.downtime.is_some()),
             ("keep_state", self.keep_state.is_some()),
             ("rejoin", self.rejoin.is_some()),
+            ("new_address", self.new_address.is_some()),
             ("every", self.every.is_some()),
             ("times", self.times.is_some()),
             ("count", self.count.is_some()),

@@ -326,6 +326,7 @@ impl SimNode for SerfNode {
         Some(MemberView {
             state,
             incarnation: self.incarnation_of(name),
+            addr: m.addr,
         })
     }
 

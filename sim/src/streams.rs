@@ -23,7 +23,7 @@
 //!
 //! Every failed stream counts once in `streams_failed`.
 
-use crate::engine::{Ev, Simulation, addr_of, index_of};
+use crate::engine::{Ev, Simulation};
 use crate::node::SimNode;
 use core::net::SocketAddr;
 use serf_proto::{Instant, StreamEvent, StreamId};
@@ -82,7 +82,7 @@ impl<N: SimNode> Simulation<N> {
         let life = self.hosts[i as usize].life;
         let conn_id = self.streams.next;
         self.streams.next += 1;
-        let j = index_of(to, self.hosts.len());
+        let j = self.host_at(to);
         let peer = j.unwrap_or(u32::MAX);
         let mut conn = Conn {
             ends: [Some(End { node: i, life, id }), None],
@@ -362,9 +362,10 @@ impl<N: SimNode> Simulation<N> {
             self.fail_sides(conn_id, &[0], at);
             return;
         }
+        let from = self.specs[opener.node as usize].addr;
         let accepted = self.nodes[j as usize]
             .as_mut()
-            .and_then(|n| n.accept_stream(now, addr_of(opener.node)));
+            .and_then(|n| n.accept_stream(now, from));
         self.trace.word(now.as_nanos());
         self.trace
             .word(12 | u64::from(opener.node) << 8 | u64::from(j) << 36);
