@@ -51,7 +51,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for j in joins {
         j.await??;
     }
-    wait(|| nodes.iter().all(|(h, _)| alive(h) == n)).await;
+    wait(|| {
+        nodes
+            .iter()
+            .all(|(h, _)| h.members().count(MemberStatus::Alive) == n)
+    })
+    .await;
     let join = t.elapsed();
     println!(
         "join: every view complete {:.2} s after the joins started",
@@ -94,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     wait(|| {
         handles[..victim]
             .iter()
-            .all(|h| status(h, &name) == Some(MemberStatus::Failed))
+            .all(|h| h.members().status_of(&name) == Some(MemberStatus::Failed))
     })
     .await;
     let kill = t.elapsed();
@@ -222,22 +227,6 @@ async fn flood() -> Result<(), Box<dyn std::error::Error>> {
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
-}
-
-fn alive(h: &SerfHandle) -> usize {
-    h.members()
-        .members
-        .iter()
-        .filter(|m| m.status == MemberStatus::Alive)
-        .count()
-}
-
-fn status(h: &SerfHandle, name: &str) -> Option<MemberStatus> {
-    h.members()
-        .members
-        .iter()
-        .find(|m| m.name.as_str() == name)
-        .map(|m| m.status)
 }
 
 /// Polls `cond` every 5 ms for at most two minutes.

@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let took = wait(|| {
         nodes
             .iter()
-            .all(|(h, _)| count(h, MemberStatus::Alive) == NODES)
+            .all(|(h, _)| h.members().count(MemberStatus::Alive) == NODES)
     })
     .await;
     println!("\nall {NODES} views complete {took:.2?} after the first join");
@@ -95,12 +95,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     handles[4].shutdown().await?;
     let others = &handles[..4];
     let took = wait(|| {
-        others.iter().all(|h| {
-            h.members()
-                .members
-                .iter()
-                .any(|m| m.name.as_str() == "node-4" && m.status == MemberStatus::Failed)
-        })
+        others
+            .iter()
+            .all(|h| h.members().status_of("node-4") == Some(MemberStatus::Failed))
     })
     .await;
     println!("node-4 failed in every other view {took:.2?} after the kill");
@@ -108,12 +105,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\nnode-3 leaves gracefully");
     handles[3].leave().await?;
     let took = wait(|| {
-        handles[..3].iter().all(|h| {
-            h.members()
-                .members
-                .iter()
-                .any(|m| m.name.as_str() == "node-3" && m.status == MemberStatus::Left)
-        })
+        handles[..3]
+            .iter()
+            .all(|h| h.members().status_of("node-3") == Some(MemberStatus::Left))
     })
     .await;
     println!("node-3 left in every other view {took:.2?} after its leave completed");
@@ -124,14 +118,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         h.shutdown().await?;
     }
     Ok(())
-}
-
-fn count(h: &SerfHandle, status: MemberStatus) -> usize {
-    h.members()
-        .members
-        .iter()
-        .filter(|m| m.status == status)
-        .count()
 }
 
 /// Polls `cond` every 10 ms (for at most a minute); returns how long it took.

@@ -5,8 +5,8 @@ use crate::Error;
 use crate::metrics::{DriverMetrics, DriverStats};
 use bytes::Bytes;
 use serf_proto::serf::{
-    Coordinate, Event, KeyResponse, Member, QueryHandle, QueryId, QueryParams, SerfError,
-    SerfMetrics, SerfState, Stats, Tags,
+    Coordinate, Event, KeyResponse, Member, MemberStatus, QueryHandle, QueryId, QueryParams,
+    SerfError, SerfMetrics, SerfState, Stats, Tags,
 };
 use serf_proto::{Instant, Metrics, Name, SecretKey, Serf};
 use std::net::SocketAddr;
@@ -67,6 +67,23 @@ pub struct Members {
     pub state: SerfState,
     /// The core's membership change counter when this copy was made.
     pub version: u64,
+}
+
+impl Members {
+    /// The member named `name`, if known.
+    pub fn get(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name.as_str() == name)
+    }
+
+    /// The status of the member named `name`, if known.
+    pub fn status_of(&self, name: &str) -> Option<MemberStatus> {
+        self.get(name).map(|m| m.status)
+    }
+
+    /// How many members have `status`.
+    pub fn count(&self, status: MemberStatus) -> usize {
+        self.members.iter().filter(|m| m.status == status).count()
+    }
 }
 
 /// What happens to one of our queries.

@@ -39,26 +39,14 @@ async fn cluster(n: usize, config: Config) -> Vec<(SerfHandle, Events)> {
     wait_until(
         Duration::from_secs(30),
         "every view holds every node alive",
-        || nodes.iter().all(|(h, _)| alive(h) == n),
+        || {
+            nodes
+                .iter()
+                .all(|(h, _)| h.members().count(MemberStatus::Alive) == n)
+        },
     )
     .await;
     nodes
-}
-
-fn alive(h: &SerfHandle) -> usize {
-    h.members()
-        .members
-        .iter()
-        .filter(|m| m.status == MemberStatus::Alive)
-        .count()
-}
-
-fn status(h: &SerfHandle, name: &str) -> Option<MemberStatus> {
-    h.members()
-        .members
-        .iter()
-        .find(|m| m.name.as_str() == name)
-        .map(|m| m.status)
 }
 
 /// Polls `cond` every 50 ms; fails the test after `limit`. Returns the time it took.
@@ -99,7 +87,7 @@ async fn ten_nodes_converge_and_a_killed_node_is_failed_everywhere() {
         || {
             nodes[..9]
                 .iter()
-                .all(|(h, _)| status(h, "node-9") == Some(MemberStatus::Failed))
+                .all(|(h, _)| h.members().status_of("node-9") == Some(MemberStatus::Failed))
         },
     )
     .await;
@@ -109,7 +97,7 @@ async fn ten_nodes_converge_and_a_killed_node_is_failed_everywhere() {
     wait_until(Duration::from_secs(30), "node-8 left in every view", || {
         nodes[..8]
             .iter()
-            .all(|(h, _)| status(h, "node-8") == Some(MemberStatus::Left))
+            .all(|(h, _)| h.members().status_of("node-8") == Some(MemberStatus::Left))
     })
     .await;
     shutdown_all(&nodes).await;
@@ -202,7 +190,7 @@ async fn a_key_rotation_across_the_running_cluster_loses_no_packet() {
     for (h, _) in &nodes {
         let (m, _, _) = h.metrics().await.unwrap();
         assert_eq!(m.dropped_crypto, 0, "{}", h.name());
-        assert_eq!(alive(h), 5);
+        assert_eq!(h.members().count(MemberStatus::Alive), 5);
     }
     shutdown_all(&nodes).await;
 }
@@ -275,7 +263,10 @@ async fn a_flood_of_garbage_and_idle_connections_leaves_the_node_serving() {
     let (late, _late_events) = node("late", config()).await;
     late.join(&[target], false).await.unwrap();
     wait_until(Duration::from_secs(40), "all four see each other", || {
-        nodes.iter().all(|(h, _)| alive(h) == 4) && alive(&late) == 4
+        nodes
+            .iter()
+            .all(|(h, _)| h.members().count(MemberStatus::Alive) == 4)
+            && late.members().count(MemberStatus::Alive) == 4
     })
     .await;
     let (m, _, d) = nodes[0].0.metrics().await.unwrap();
@@ -327,7 +318,9 @@ async fn a_node_restarted_from_its_snapshot_rejoins_without_a_seed() {
     let (h, _e) = start(LOOPBACK.parse().unwrap()).await.unwrap();
     h.join(&[nodes[0].0.local_addr()], false).await.unwrap();
     wait_until(Duration::from_secs(30), "node-3 seen by all", || {
-        nodes.iter().all(|(n, _)| alive(n) == 4)
+        nodes
+            .iter()
+            .all(|(n, _)| n.members().count(MemberStatus::Alive) == 4)
     })
     .await;
     // Flushed every 500 ms; a kill (no leave) then.
@@ -342,10 +335,10 @@ async fn a_node_restarted_from_its_snapshot_rejoins_without_a_seed() {
     // Back on the same address, with no join: the snapshot's members are rejoined.
     let (h, _e) = start(addr).await.unwrap();
     wait_until(Duration::from_secs(40), "node-3 back in every view", || {
-        alive(&h) == 4
+        h.members().count(MemberStatus::Alive) == 4
             && nodes
                 .iter()
-                .all(|(n, _)| status(n, "node-3") == Some(MemberStatus::Alive))
+                .all(|(n, _)| n.members().status_of("node-3") == Some(MemberStatus::Alive))
     })
     .await;
     h.shutdown().await.unwrap();
