@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// Go's `mdnsPollInterval`: the browse restarts this often, sending a fresh query. (The
+/// mDNS library's own re-queries back off up to an hour.)
+pub const POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Go's `mdnsQuietInterval`: addresses found this close together are joined as one batch.
 pub const QUIET_INTERVAL: Duration = Duration::from_millis(100);
 /// The longest cluster name: the service label `serf_<cluster>` must fit the 30 bytes the
@@ -57,6 +60,8 @@ pub struct DiscoverConfig {
     pub disable_ipv4: bool,
     /// Do not use IPv6.
     pub disable_ipv6: bool,
+    /// How often the browse restarts with a fresh query: [`POLL_INTERVAL`] (Go's 60 s).
+    pub poll_interval: Duration,
 }
 
 impl DiscoverConfig {
@@ -71,6 +76,7 @@ impl DiscoverConfig {
             interface: cfg.mdns.interface.clone().or_else(|| cfg.interface.clone()),
             disable_ipv4: cfg.mdns.disable_ipv4,
             disable_ipv6: cfg.mdns.disable_ipv6,
+            poll_interval: POLL_INTERVAL,
         })
     }
 
@@ -170,6 +176,7 @@ pub fn start_discovery(
     .map_err(mdns)?;
     daemon.register(info).map_err(mdns)?;
     let found = daemon.browse(&ty).map_err(mdns)?;
+    let browser = daemon.clone();
 
     let (tx, rx) = mpsc::channel(BATCH_QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
@@ -177,14 +184,16 @@ pub fn start_discovery(
     let own = cfg.advertise;
     std::thread::Builder::new()
         .name("serf-mdns".to_owned())
-        .spawn(move || batch_loop(found, tx, own, &cfg, &thread_stop, &log))
+        .spawn(move || batch_loop(&browser, found, tx, own, &cfg, &thread_stop, &log))
         .map_err(|e| DiscoverError::Mdns(e.to_string()))?;
     Ok((Discovery { daemon, stop }, rx))
 }
 
-/// Collects resolved peers into batches separated by [`QUIET_INTERVAL`] of silence.
+/// Collects resolved peers into batches separated by [`QUIET_INTERVAL`] of silence, and
+/// restarts the browse every `poll_interval`.
 fn batch_loop(
-    found: mdns_sd::Receiver<ServiceEvent>,
+    daemon: &ServiceDaemon,
+    mut found: mdns_sd::Receiver<ServiceEvent>,
     tx: mpsc::Sender<Vec<SocketAddr>>,
     own: SocketAddr,
     cfg: &DiscoverConfig,
@@ -194,11 +203,24 @@ fn batch_loop(
     let mut seen: HashSet<SocketAddr> = HashSet::new();
     let mut batch: Vec<SocketAddr> = Vec::new();
     let mut quiet_until: Option<Instant> = None;
+    let poll = cfg.poll_interval.max(Duration::from_millis(100));
+    let mut next_poll = Instant::now() + poll;
     while !stop.load(Ordering::Relaxed) {
+        if Instant::now() >= next_poll {
+            next_poll = Instant::now() + poll;
+            let ty = cfg.service_type();
+            let _ = daemon.stop_browse(&ty);
+            match daemon.browse(&ty) {
+                Ok(r) => found = r,
+                // The daemon is shutting down.
+                Err(_) => return,
+            }
+        }
         // Wake at least every second to notice `stop`.
         let wait = quiet_until
-            .map(|t| t.saturating_duration_since(Instant::now()))
-            .unwrap_or(Duration::from_secs(1));
+            .unwrap_or(next_poll)
+            .min(Instant::now() + Duration::from_secs(1))
+            .saturating_duration_since(Instant::now());
         match found.recv_timeout(wait) {
             Ok(ServiceEvent::ServiceResolved(service)) => {
                 for ip in service.get_addresses().iter().map(|a| a.to_ip_addr()) {
@@ -300,6 +322,7 @@ mod tests {
             interface: None,
             disable_ipv4: false,
             disable_ipv6: true,
+            poll_interval: POLL_INTERVAL,
         };
         assert!(usable("10.0.0.2".parse().unwrap(), &cfg));
         assert!(!usable("fd00::1".parse().unwrap(), &cfg));

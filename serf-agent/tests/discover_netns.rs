@@ -218,6 +218,8 @@ fn mdns_child() {
                 interface: Some(iface.to_owned()),
                 disable_ipv4: false,
                 disable_ipv6: true,
+                // Restart the browse often, so the test also covers re-polling.
+                poll_interval: Duration::from_secs(1),
             },
             Arc::new(|level, line| eprintln!("[{}] {line}", level.as_str())),
         )
@@ -234,8 +236,9 @@ fn mdns_child() {
         })
         .await;
         assert!(found.is_ok(), "{name} did not find {peer}");
-        // Batches that come after the peer must not repeat it: wait a little for any.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Batches after the peer, across restarted browses, must not repeat it: wait
+        // through a few polls for any.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
         while let Ok(batch) = batches.try_recv() {
             let line: Vec<String> = batch.iter().map(ToString::to_string).collect();
             lines.push(line.join(" "));
