@@ -249,8 +249,18 @@ fn batch_loop(
                     cfg.cluster
                 ),
             );
-            if tx.blocking_send(std::mem::take(&mut batch)).is_err() {
-                return; // The agent is gone.
+            let mut pending = std::mem::take(&mut batch);
+            // Wait while the agent is behind, but notice a stop meanwhile.
+            loop {
+                match tx.try_send(pending) {
+                    Ok(()) => break,
+                    Err(mpsc::error::TrySendError::Full(b)) if !stop.load(Ordering::Relaxed) => {
+                        pending = b;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    // The agent is gone, or discovery stopped.
+                    Err(_) => return,
+                }
             }
         }
     }
