@@ -34,15 +34,18 @@ fn ip(args: &[&str]) -> Result<(), String> {
 /// Two namespaces joined by a veth pair; removed on drop (which removes the veths too).
 struct Namespaces {
     names: [String; 2],
+    /// One end of the pair, deleted on drop in case setup failed before it moved.
+    veth: String,
 }
 
 impl Namespaces {
     fn create() -> Result<Namespaces, String> {
         let tag = std::process::id() % 100_000;
+        let (va, vb) = (format!("smd{tag}a"), format!("smd{tag}b"));
         let ns = Namespaces {
             names: [format!("serfmdns{tag}a"), format!("serfmdns{tag}b")],
+            veth: va.clone(),
         };
-        let (va, vb) = (format!("smd{tag}a"), format!("smd{tag}b"));
         for n in &ns.names {
             ip(&["netns", "add", n])?;
         }
@@ -67,6 +70,8 @@ impl Drop for Namespaces {
         for n in &self.names {
             let _ = ip(&["netns", "del", n]);
         }
+        // Normally gone with its namespace; still here only if setup stopped half-way.
+        let _ = ip(&["link", "del", &self.veth]);
     }
 }
 
