@@ -13,4 +13,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod discover;
 pub mod handlers;
+pub mod telemetry;
