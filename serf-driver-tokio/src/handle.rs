@@ -381,4 +381,12 @@ impl SerfHandle {
     pub fn driver_stats(&self) -> DriverStats {
         self.metrics.snapshot()
     }
+
+    /// Where and why the latest TLS or QUIC handshake failed, either way (a peer's
+    /// certificate from another CA, or not naming the node expected; ours refused by
+    /// the peer; a timeout); `None` if none has. The first thing to read when a node
+    /// with secure streams cannot join.
+    pub fn last_handshake_failure(&self) -> Option<String> {
+        self.metrics.last_handshake_failure()
+    }
 }

@@ -45,14 +45,24 @@
 
 mod error;
 mod handle;
+mod inbound;
 mod metrics;
+#[cfg(feature = "quic")]
+mod quic;
+#[cfg(any(feature = "tls", feature = "quic"))]
+mod secure;
 pub mod snapshot;
 mod stream;
 mod task;
+#[cfg(feature = "tls")]
+mod tls;
+mod transport;
 
 pub use error::{Error, StartError};
 pub use handle::{Events, Members, QueryEvent, QueryStream, SerfHandle};
 pub use metrics::{DriverMetrics, DriverStats};
+#[cfg(any(feature = "tls", feature = "quic"))]
+pub use secure::{CertError, Certificates};
 
 use serf_proto::Serf;
 use serf_proto::serf::Config;
@@ -90,6 +100,7 @@ pub struct Builder {
     seed: Option<u64>,
     frame_budget: usize,
     snapshot: Option<PathBuf>,
+    transport: transport::Choice,
 }
 
 impl Builder {
@@ -105,6 +116,7 @@ impl Builder {
             seed: None,
             frame_budget: 64 << 20,
             snapshot: None,
+            transport: transport::Choice::Tcp,
         }
     }
 
@@ -158,9 +170,30 @@ impl Builder {
         self
     }
 
+    /// Carries streams (push-pull, fallback pings, messages larger than a packet) over
+    /// TLS on the TCP port instead of plain TCP, with `certs` (feature `tls`). Every
+    /// node of the cluster must use it: a plain-TCP node cannot talk to a TLS one.
+    /// Gossip datagrams stay UDP, protected by the keyring. See the crate docs'
+    /// "Secure streams".
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, certs: Certificates) -> Builder {
+        self.transport = transport::Choice::Tls(certs);
+        self
+    }
+
+    /// Carries streams over QUIC instead of TCP, on the gossip port's UDP socket (no TCP
+    /// listener is opened), with `certs` (feature `quic`). Every node of the cluster
+    /// must use it. See the crate docs' "Secure streams".
+    #[cfg(feature = "quic")]
+    pub fn quic(mut self, certs: Certificates) -> Builder {
+        self.transport = transport::Choice::Quic(certs);
+        self
+    }
+
     /// Binds the sockets and starts the node's task on the current tokio runtime.
     pub async fn start(self) -> Result<(SerfHandle, Events), StartError> {
-        let (udp, tcp, bound) = bind(self.bind).await?;
+        let (udp, tcp, bound) = bind(self.bind, self.transport.uses_tcp()).await?;
+        let udp = Arc::new(udp);
         let advertise = match self.advertise {
             Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), bound.port()),
             Some(a) => a,
@@ -189,15 +222,28 @@ impl Builder {
             clock.now(),
             snapshot.as_ref().map(|(_, s)| s),
         )?;
+        let name = serf.local_name().clone();
+        let metrics = Arc::new(DriverMetrics::default());
+        // Certificates are checked here, before anything is left running.
+        let transport = transport::start(
+            self.transport.clone(),
+            name.as_str(),
+            &config,
+            &udp,
+            &metrics,
+        )?;
         let snapshot_writer = match snapshot {
-            Some((path, state)) => Some(snapshot::Writer::start(
-                path,
-                state,
-                config.rejoin_after_leave,
-            )?),
+            Some((path, state)) => {
+                match snapshot::Writer::start(path, state, config.rejoin_after_leave) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        transport.inbound.close();
+                        return Err(e.into());
+                    }
+                }
+            }
             None => None,
         };
-        let name = serf.local_name().clone();
         let max_frame = serf.max_frame_len();
         let initial = Arc::new(Members {
             local: serf.local_member().clone(),
@@ -210,19 +256,21 @@ impl Builder {
         let (event_tx, event_rx) = mpsc::channel(self.event_capacity);
         let (stream_tx, stream_rx) = mpsc::channel(1024);
         let (done_tx, done_rx) = watch::channel(false);
-        let metrics = Arc::new(DriverMetrics::default());
         let shared = stream::StreamShared {
             events: stream_tx,
             budget: Arc::new(Semaphore::new(self.frame_budget)),
             budget_bytes: self.frame_budget,
             max_frame,
             metrics: metrics.clone(),
+            connector: transport.connector,
         };
         let task = task::Task {
             serf,
             clock,
             udp,
             tcp,
+            inbound: transport.inbound,
+            accepted: transport.accepted,
             commands: cmd_rx,
             events: event_tx,
             view: view_tx,
@@ -247,9 +295,13 @@ impl Builder {
     }
 }
 
-/// Binds UDP and TCP on one port. With port 0 the OS picks the UDP port, and TCP must
-/// get the same one: if it is taken for TCP, try another.
-async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), StartError> {
+/// Binds UDP and (unless the stream transport is QUIC) TCP on one port. With port 0 the
+/// OS picks the UDP port, and TCP must get the same one: if it is taken for TCP, try
+/// another.
+async fn bind(
+    addr: SocketAddr,
+    tcp: bool,
+) -> Result<(UdpSocket, Option<TcpListener>, SocketAddr), StartError> {
     let attempts = if addr.port() == 0 { 16 } else { 1 };
     let mut last = None;
     for _ in 0..attempts {
@@ -265,8 +317,11 @@ async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), 
             addr,
             source,
         })?;
+        if !tcp {
+            return Ok((udp, None, bound));
+        }
         match listen_tcp(bound) {
-            Ok(tcp) => return Ok((udp, tcp, bound)),
+            Ok(tcp) => return Ok((udp, Some(tcp), bound)),
             Err(e) => last = Some((bound, e)),
         }
     }

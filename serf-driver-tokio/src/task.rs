@@ -10,8 +10,10 @@
 
 use crate::Error;
 use crate::handle::{Command, Members, QueryEvent};
+use crate::inbound::Accepted;
 use crate::metrics::DriverMetrics;
 use crate::stream::{self, StreamMsg, StreamShared, WRITE_QUEUE, Write};
+use crate::transport::Inbound;
 use serf_proto::serf::{Event, KeyResponse, QueryId, SerfState};
 use serf_proto::{Instant, Output, Serf, StreamEvent, StreamId};
 use std::collections::HashMap;
@@ -72,8 +74,13 @@ struct Waiters {
 pub(crate) struct Task {
     pub serf: Serf,
     pub clock: Clock,
-    pub udp: UdpSocket,
-    pub tcp: TcpListener,
+    /// Shared with the QUIC endpoint, which holds it weakly (`quic.rs`).
+    pub udp: Arc<UdpSocket>,
+    /// None when the stream transport needs no listener (QUIC).
+    pub tcp: Option<TcpListener>,
+    pub inbound: Inbound,
+    /// Inbound TLS and QUIC connections whose handshake succeeded.
+    pub accepted: mpsc::Receiver<Accepted>,
     pub commands: mpsc::Receiver<Command>,
     pub events: mpsc::Sender<Event>,
     pub view: watch::Sender<Arc<Members>>,
@@ -139,9 +146,23 @@ impl Task {
                     }
                     false
                 }
-                accepted = self.tcp.accept() => {
-                    if let Ok((stream, from)) = accepted {
+                accepted = accept_tcp(&self.tcp) => {
+                    if let Ok((stream, from)) = accepted
+                        && let Some(stream) = self.inbound.tcp_accepted(stream, from)
+                    {
                         self.accept(&mut run, stream, from);
+                    }
+                    false
+                }
+                accepted = self.accepted.recv() => {
+                    if let Some(a) = accepted {
+                        self.accept_secure(&mut run, a);
+                        for _ in 1..BATCH {
+                            match self.accepted.try_recv() {
+                                Ok(a) => self.accept_secure(&mut run, a),
+                                Err(_) => break,
+                            }
+                        }
                     }
                     false
                 }
@@ -159,6 +180,7 @@ impl Task {
         }
         self.serf.shutdown();
         run.tasks.abort_all();
+        self.inbound.close();
         for w in run.waiters.leaves.drain(..) {
             let _ = w.send(Err(Error::Shutdown));
         }
@@ -171,6 +193,9 @@ impl Task {
 
     fn datagram(&mut self, data: &[u8], from: SocketAddr) {
         self.metrics.datagrams_received.fetch_add(1, Relaxed);
+        if self.inbound.datagram(data, from, &self.metrics) {
+            return;
+        }
         let now = self.clock.now();
         self.serf.handle_datagram(now, from, data);
     }
@@ -203,6 +228,24 @@ impl Task {
             }
             None => {
                 self.metrics.streams_refused.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// An authenticated TLS or QUIC connection: the core takes it as a stream, or
+    /// refuses it (too many inbound streams) as it would a TCP connection.
+    fn accept_secure(&mut self, run: &mut Run, a: Accepted) {
+        let now = self.clock.now();
+        match self.serf.accept_stream(now, a.from) {
+            Some(id) => {
+                self.metrics.streams_accepted.fetch_add(1, Relaxed);
+                let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+                run.conns.insert(id, tx);
+                Inbound::run(a.conn, id, rx, self.stream_shared.clone(), &mut run.tasks);
+            }
+            None => {
+                self.metrics.streams_refused.fetch_add(1, Relaxed);
+                a.conn.refuse();
             }
         }
     }
@@ -274,7 +317,10 @@ impl Task {
                     }
                 },
                 Output::OpenStream {
-                    id, to, deadline, ..
+                    id,
+                    to,
+                    peer,
+                    deadline,
                 } => {
                     // Connecting past the core's deadline for the stream is pointless: it
                     // aborts the stream then (for a fallback ping, about a second away).
@@ -283,6 +329,7 @@ impl Task {
                     run.tasks.spawn(stream::run_outbound(
                         id,
                         to,
+                        peer,
                         self.clock.deadline(deadline),
                         rx,
                         self.stream_shared.clone(),
@@ -406,5 +453,15 @@ impl Task {
             version: now.0,
         };
         self.view.send_replace(Arc::new(view));
+    }
+}
+
+/// The next connection on the TCP listener; never, when there is none (QUIC).
+async fn accept_tcp(
+    listener: &Option<TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }
