@@ -57,6 +57,7 @@ mod task;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
+mod view;
 
 pub use error::{Error, StartError};
 pub use handle::{Events, Members, QueryEvent, QueryStream, SerfHandle};

@@ -14,7 +14,8 @@ use crate::inbound::Accepted;
 use crate::metrics::DriverMetrics;
 use crate::stream::{self, StreamMsg, StreamShared, WRITE_QUEUE, Write};
 use crate::transport::Inbound;
-use serf_proto::serf::{Event, KeyResponse, QueryId, SerfState};
+use crate::view::Republish;
+use serf_proto::serf::{Event, KeyResponse, QueryId};
 use serf_proto::{Instant, Output, Serf, StreamEvent, StreamId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -98,7 +99,7 @@ struct Run {
     /// Streams whose writes could not be queued: reported to the core as failed.
     failed: Vec<StreamId>,
     buf: Vec<u8>,
-    published: (u64, SerfState),
+    republish: Republish,
 }
 
 impl Task {
@@ -109,12 +110,15 @@ impl Task {
             waiters: Waiters::default(),
             failed: Vec::new(),
             buf: Vec::with_capacity(RECV_BUFFER),
-            published: (u64::MAX, SerfState::Alive),
+            republish: Republish::new(),
         };
         let mut recv = vec![0u8; RECV_BUFFER];
         self.drain(&mut run);
         loop {
-            let deadline = self.clock.deadline(self.serf.next_deadline());
+            let mut deadline = self.clock.deadline(self.serf.next_deadline());
+            if let Some(due) = run.republish.due() {
+                deadline = deadline.min(due);
+            }
             let stop = tokio::select! {
                 cmd = self.commands.recv() => match cmd {
                     // Every handle is gone: nobody can use the node any more.
@@ -440,12 +444,13 @@ impl Task {
         }
     }
 
+    /// Republishes the member view if it changed, at most once per
+    /// [`crate::view::REPUBLISH_INTERVAL`] during a storm of changes (`view.rs`).
     fn publish(&mut self, run: &mut Run) {
         let now = (self.serf.members_version(), self.serf.state());
-        if now == run.published {
+        if !run.republish.check(now, tokio::time::Instant::now()) {
             return;
         }
-        run.published = now;
         let view = Members {
             local: self.serf.local_member().clone(),
             members: self.serf.members().cloned().collect(),
