@@ -44,8 +44,10 @@
 #![deny(missing_docs)]
 
 mod error;
+mod events;
 mod handle;
 mod inbound;
+mod members;
 mod metrics;
 #[cfg(feature = "quic")]
 mod quic;
@@ -60,7 +62,9 @@ mod transport;
 mod view;
 
 pub use error::{Error, StartError};
-pub use handle::{Events, Members, QueryEvent, QueryStream, SerfHandle};
+pub use events::{Events, QueryEvent, QueryStream};
+pub use handle::SerfHandle;
+pub use members::Members;
 pub use metrics::{DriverMetrics, DriverStats};
 #[cfg(any(feature = "tls", feature = "quic"))]
 pub use secure::{CertError, Certificates};
@@ -107,6 +111,18 @@ pub struct Builder {
 impl Builder {
     /// A node named `name` (unique in the cluster), listening on 0.0.0.0:7946 with the
     /// LAN defaults until told otherwise.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (node, _events) = Builder::new("web-1").bind("127.0.0.1:0".parse()?).start().await?;
+    /// assert_eq!(node.name().as_str(), "web-1");
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(name: impl Into<String>) -> Builder {
         Builder {
             name: name.into(),
@@ -122,6 +138,18 @@ impl Builder {
     }
 
     /// Where UDP and TCP listen (one port for both). Port 0 picks a free port.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).start().await?;
+    /// assert!(node.local_addr().ip().is_loopback());
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bind(mut self, addr: SocketAddr) -> Builder {
         self.bind = addr;
         self
@@ -129,12 +157,43 @@ impl Builder {
 
     /// The address other nodes reach this one at, when it differs from the bind address
     /// (NAT, or binding 0.0.0.0). Port 0 means the bound port.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Listen on every interface, tell the others to use loopback (port 0: the bound port).
+    /// let (node, _events) = Builder::new("a")
+    ///     .bind("0.0.0.0:0".parse()?)
+    ///     .advertise("127.0.0.1:0".parse()?)
+    ///     .start()
+    ///     .await?;
+    /// assert!(node.local_addr().ip().is_loopback());
+    /// assert_ne!(node.local_addr().port(), 0);
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn advertise(mut self, addr: SocketAddr) -> Builder {
         self.advertise = Some(addr);
         self
     }
 
     /// The protocol configuration (default: [`Config::default`], LAN timings).
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut config = Config::local();
+    /// config.memberlist.label = "staging".into();
+    /// let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(config).start().await?;
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn config(mut self, config: Config) -> Builder {
         self.config = config;
         self
@@ -142,6 +201,23 @@ impl Builder {
 
     /// How many events wait for the application before new ones are dropped and counted
     /// (default 1,024).
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (node, _events) = Builder::new("a")
+    ///     .bind("127.0.0.1:0".parse()?)
+    ///     .event_capacity(64 * 1024)
+    ///     .start()
+    ///     .await?;
+    /// // What overflowed is counted.
+    /// assert_eq!(node.driver_stats().events_dropped, 0);
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn event_capacity(mut self, n: usize) -> Builder {
         self.event_capacity = n.max(1);
         self
@@ -149,6 +225,17 @@ impl Builder {
 
     /// The seed of the core's random choices. Default: drawn from the OS. Set it only for
     /// tests: encryption nonces come from it.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).seed(42).start().await?;
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn seed(mut self, seed: u64) -> Builder {
         self.seed = Some(seed);
         self
@@ -156,6 +243,21 @@ impl Builder {
 
     /// The most bytes of stream frames read but not yet handled, over all connections
     /// (default 64 MiB). A connection waits for room before reading a frame's body.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (node, _events) = Builder::new("a")
+    ///     .bind("127.0.0.1:0".parse()?)
+    ///     .frame_budget(8 << 20)
+    ///     .start()
+    ///     .await?;
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn frame_budget(mut self, bytes: usize) -> Builder {
         self.frame_budget = bytes.max(1);
         self
@@ -166,6 +268,24 @@ impl Builder {
     /// rejoins the members it last saw alive without a seed and does not replay old
     /// events. A torn last line is ignored; any other bad line stops the start with an
     /// error naming the file and line.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let path = std::env::temp_dir().join(format!("serf-doc-snapshot-{}", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).snapshot_path(&path).start().await?;
+    /// node.shutdown().await?;
+    /// assert!(path.exists(), "the snapshot outlives the node");
+    /// // A restart replays it.
+    /// let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).snapshot_path(&path).start().await?;
+    /// # node.shutdown().await?;
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn snapshot_path(mut self, path: impl Into<PathBuf>) -> Builder {
         self.snapshot = Some(path.into());
         self
@@ -177,6 +297,41 @@ impl Builder {
     /// Gossip datagrams stay UDP, protected by the keyring. See the crate docs'
     /// "Secure streams".
     #[cfg(feature = "tls")]
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # fn certs(ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, node: &str) -> Result<serf_driver_tokio::Certificates, Box<dyn std::error::Error>> {
+    /// #     let key = rcgen::KeyPair::generate()?;
+    /// #     let cert = rcgen::CertificateParams::new(vec![node.to_string()])?.signed_by(&key, ca)?;
+    /// #     Ok(serf_driver_tokio::Certificates::from_pem(ca.pem().as_bytes(), cert.pem().as_bytes(), key.serialize_pem().as_bytes())?)
+    /// # }
+    /// # let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    /// # ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    /// # let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
+    /// // Each node's certificate names it and is signed by the cluster's CA (made here
+    /// // with rcgen; in production, `Certificates::from_pem_files`).
+    /// let (a, _a_events) = Builder::new("a")
+    ///     .bind("127.0.0.1:0".parse()?)
+    ///     .config(Config::local())
+    ///     .tls(certs(&ca, "a")?)
+    ///     .start()
+    ///     .await?;
+    /// let (b, _b_events) = Builder::new("b")
+    ///     .bind("127.0.0.1:0".parse()?)
+    ///     .config(Config::local())
+    ///     .tls(certs(&ca, "b")?)
+    ///     .start()
+    ///     .await?;
+    /// b.join(&[a.local_addr()], false).await?;
+    /// assert_eq!(b.driver_stats().secure_streams_opened, 1);
+    /// # a.shutdown().await?;
+    /// # b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn tls(mut self, certs: Certificates) -> Builder {
         self.transport = transport::Choice::Tls(certs);
         self
@@ -186,12 +341,61 @@ impl Builder {
     /// listener is opened), with `certs` (feature `quic`). Every node of the cluster
     /// must use it. See the crate docs' "Secure streams".
     #[cfg(feature = "quic")]
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # fn certs(ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, node: &str) -> Result<serf_driver_tokio::Certificates, Box<dyn std::error::Error>> {
+    /// #     let key = rcgen::KeyPair::generate()?;
+    /// #     let cert = rcgen::CertificateParams::new(vec![node.to_string()])?.signed_by(&key, ca)?;
+    /// #     Ok(serf_driver_tokio::Certificates::from_pem(ca.pem().as_bytes(), cert.pem().as_bytes(), key.serialize_pem().as_bytes())?)
+    /// # }
+    /// # let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    /// # ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    /// # let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
+    /// // Each node's certificate names it and is signed by the cluster's CA (made here
+    /// // with rcgen; in production, `Certificates::from_pem_files`).
+    /// let (a, _a_events) = Builder::new("a")
+    ///     .bind("127.0.0.1:0".parse()?)
+    ///     .config(Config::local())
+    ///     .quic(certs(&ca, "a")?)
+    ///     .start()
+    ///     .await?;
+    /// let (b, _b_events) = Builder::new("b")
+    ///     .bind("127.0.0.1:0".parse()?)
+    ///     .config(Config::local())
+    ///     .quic(certs(&ca, "b")?)
+    ///     .start()
+    ///     .await?;
+    /// b.join(&[a.local_addr()], false).await?;
+    /// assert_eq!(b.driver_stats().secure_streams_opened, 1);
+    /// # a.shutdown().await?;
+    /// # b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn quic(mut self, certs: Certificates) -> Builder {
         self.transport = transport::Choice::Quic(certs);
         self
     }
 
     /// Binds the sockets and starts the node's task on the current tokio runtime.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).start().await?;
+    /// // A port in use is a clear error, not a panic.
+    /// let err = Builder::new("b").bind(a.local_addr()).start().await.unwrap_err();
+    /// assert!(err.to_string().contains("could not bind"), "{err}");
+    /// # a.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn start(self) -> Result<(SerfHandle, Events), StartError> {
         let (udp, tcp, bound) = bind(self.bind, self.transport.uses_tcp()).await?;
         let udp = Arc::new(udp);

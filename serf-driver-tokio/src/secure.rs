@@ -135,6 +135,31 @@ pub enum CertError {
 
 impl Certificates {
     /// Loads the CA, the node's certificate chain and its private key from PEM files.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use serf_driver_tokio::Certificates;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("serf-doc-certs-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    /// # ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    /// # let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
+    /// # let key = rcgen::KeyPair::generate()?;
+    /// # let cert = rcgen::CertificateParams::new(vec!["web-1".to_string()])?.signed_by(&key, &ca)?;
+    /// # std::fs::write(dir.join("ca.pem"), ca.pem())?;
+    /// # std::fs::write(dir.join("web-1.pem"), cert.pem())?;
+    /// # std::fs::write(dir.join("web-1-key.pem"), key.serialize_pem())?;
+    /// // The files an operator's CA wrote for node "web-1".
+    /// let certs = Certificates::from_pem_files(dir.join("ca.pem"), dir.join("web-1.pem"), dir.join("web-1-key.pem"))?;
+    /// // A wrong path names the file.
+    /// let err = Certificates::from_pem_files(dir.join("nope.pem"), dir.join("web-1.pem"), dir.join("web-1-key.pem")).unwrap_err();
+    /// assert!(err.to_string().contains("nope.pem"));
+    /// # let _ = certs;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_pem_files(
         ca: impl AsRef<Path>,
         cert: impl AsRef<Path>,

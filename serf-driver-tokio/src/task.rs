@@ -9,8 +9,10 @@
 //! so a flood of datagrams or connections cannot starve timers or commands.
 
 use crate::Error;
-use crate::handle::{Command, Members, QueryEvent};
+use crate::events::QueryEvent;
+use crate::handle::Command;
 use crate::inbound::Accepted;
+use crate::members::Members;
 use crate::metrics::DriverMetrics;
 use crate::stream::{self, StreamMsg, StreamShared, WRITE_QUEUE, Write};
 use crate::transport::Inbound;
@@ -100,6 +102,8 @@ struct Run {
     failed: Vec<StreamId>,
     buf: Vec<u8>,
     republish: Republish,
+    /// A command ran since the last drain: publish its effect at once.
+    commanded: bool,
 }
 
 impl Task {
@@ -111,6 +115,7 @@ impl Task {
             failed: Vec::new(),
             buf: Vec::with_capacity(RECV_BUFFER),
             republish: Republish::new(),
+            commanded: false,
         };
         let mut recv = vec![0u8; RECV_BUFFER];
         self.drain(&mut run);
@@ -256,6 +261,7 @@ impl Task {
 
     /// Carries out a command; returns whether the task must stop.
     fn command(&mut self, run: &mut Run, cmd: Command) -> bool {
+        run.commanded = true;
         let now = self.clock.now();
         match cmd {
             Command::Call(f) => f(&mut self.serf, now),
@@ -379,7 +385,8 @@ impl Task {
                 }
             }
         }
-        self.publish(run);
+        let force = std::mem::take(&mut run.commanded);
+        self.publish(run, force);
     }
 
     /// Routes an event to whoever waits for it, or to the application.
@@ -387,6 +394,8 @@ impl Task {
         match e {
             Event::JoinCompleted { id, joined, failed } => {
                 if let Some(w) = run.waiters.joins.remove(&id.0) {
+                    // The joiner reads the members its push-pull brought.
+                    self.publish(run, true);
                     let r = if joined > 0 {
                         Ok(joined)
                     } else {
@@ -446,9 +455,9 @@ impl Task {
 
     /// Republishes the member view if it changed, at most once per
     /// [`crate::view::REPUBLISH_INTERVAL`] during a storm of changes (`view.rs`).
-    fn publish(&mut self, run: &mut Run) {
+    fn publish(&mut self, run: &mut Run, force: bool) {
         let now = (self.serf.members_version(), self.serf.state());
-        if !run.republish.check(now, tokio::time::Instant::now()) {
+        if !run.republish.check(now, tokio::time::Instant::now(), force) {
             return;
         }
         let view = Members {
