@@ -37,11 +37,81 @@
 //! # }
 //! ```
 //!
-//! **Status**: UDP and TCP streams, snapshots on disk ([`Builder::snapshot_path`]), the
-//! embedding API and its tests work; QUIC and TLS stream transports and the `serf` agent
-//! are still to come (issues 8 and 9).
+//! ## Secure streams: TLS or QUIC
+//!
+//! Two kinds of traffic leave a node. **Gossip datagrams** (probes, acks, broadcasts) go
+//! over UDP and are protected by the keyring
+//! ([`serf_proto::memberlist::Config::keyring`]: XChaCha20-Poly1305 with a shared
+//! key). **Streams** — push-pull state exchanges (every join and the periodic
+//! anti-entropy), fallback pings, and messages too large for a packet — go over plain
+//! TCP by default, where the keyring seals each frame too. Streams can instead run over
+//! a standard, mutually authenticated transport, one of two cargo features:
+//!
+//! | | `tls` ([`Builder::tls`]) | `quic` ([`Builder::quic`]) |
+//! |---|---|---|
+//! | carried by | TLS 1.3 over TCP, on the bind port | QUIC, on the bind port's UDP socket |
+//! | ports to open | UDP and TCP, one number (as plain Serf) | UDP only, one number |
+//! | set-up per stream | TCP + TLS: 2 round trips | 1 round trip |
+//! | pick it when | firewalls and proxies expect TCP, or ops tooling reads TLS | UDP is allowed end to end: one port, fewer round trips |
+//!
+//! Both take the same [`Certificates`]: the cluster's CA (the only trust anchor), and the
+//! node's certificate and key, signed by that CA, whose DNS subject alternative name is
+//! the node's name. Every stream is mutual TLS: the accepting node requires a client
+//! certificate of the CA, and the connecting node checks the server's; when the core
+//! knows which member it expects at the address (a push-pull or fallback ping to a
+//! member), the certificate must name that member, so a node holding a valid
+//! certificate cannot answer for another. A join by address accepts any certificate of
+//! the CA. A certificate that does not fit its node (another name, another CA) stops
+//! [`Builder::start`] with a message saying what to fix.
+//!
+//! ```text
+//! # One CA per cluster, then one certificate per node named after it (here with step):
+//! step certificate create "serf cluster CA" ca.pem ca-key.pem --profile root-ca --no-password --insecure
+//! step certificate create web-1 web-1.pem web-1-key.pem --profile leaf --san web-1 \
+//!     --ca ca.pem --ca-key ca-key.pem --no-password --insecure
+//! ```
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use serf_driver_tokio::{Builder, Certificates};
+//! let certs = Certificates::from_pem_files("ca.pem", "web-1.pem", "web-1-key.pem")?;
+//! let (node, events) = Builder::new("web-1").tls(certs).start().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every node of a cluster must use the same stream transport: a TLS node cannot talk
+//! streams with a plain TCP one or a QUIC one. Secure streams do not protect gossip:
+//! keep the keyring on as well, or a node without a certificate can still gossip.
+//!
+//! What is bounded and counted ([`DriverStats`]): handshakes run before the core hears
+//! of a connection, at most `max_inbound_streams` at once (more are refused:
+//! `handshakes_refused`) and each within `stream_timeout`; a failed one (another CA,
+//! another name, a plain-TCP or non-QUIC peer, a timeout) is counted in
+//! `handshakes_failed`, and its peer and reason are kept for
+//! [`SerfHandle::last_handshake_failure`]. `secure_streams_opened` and
+//! `secure_streams_accepted` count the streams that passed.
+//!
+//! **How QUIC shares the gossip port.** A second port would have to be configured on
+//! every node and learned for every peer (the core knows each member's gossip address
+//! only), so QUIC multiplexes on the gossip socket as RFC 9443 describes: a QUIC packet
+//! always has the fixed bit (`0x40`) of its first byte set (greasing it, RFC 9287, is
+//! turned off), while every packet of ours starts with version byte `1`. The node's task
+//! reads the socket and hands QUIC packets to the QUIC endpoint (a full queue drops
+//! them, counted in `quic_datagrams_dropped`; QUIC retransmits). Each core stream is a
+//! QUIC connection with one bidirectional stream carrying the same frames as TCP.
+//!
+//! **Status**: UDP with TCP, TLS or QUIC streams, snapshots on disk
+//! ([`Builder::snapshot_path`]), the embedding API and its tests work; the `serf` agent
+//! is issue 9.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// The docs name the `tls` and `quic` items; a build without them cannot link there.
+#![cfg_attr(
+    not(all(feature = "tls", feature = "quic")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 
 mod error;
 mod events;

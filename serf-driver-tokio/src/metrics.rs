@@ -47,6 +47,9 @@ pub struct DriverMetrics {
     /// QUIC datagrams dropped because the QUIC endpoint had not taken the earlier ones
     /// (its queue was full); QUIC retransmits.
     pub quic_datagrams_dropped: AtomicU64,
+    /// Times the node's task woke (an input, a command or a deadline): an idle node wakes
+    /// a few times per gossip interval; far more means a flood, or a bug.
+    pub task_wakeups: AtomicU64,
     /// Where and why the latest handshake failed.
     last_handshake_failure: Mutex<Option<String>>,
 }
@@ -88,6 +91,8 @@ pub struct DriverStats {
     pub handshakes_refused: u64,
     /// See [`DriverMetrics::quic_datagrams_dropped`].
     pub quic_datagrams_dropped: u64,
+    /// See [`DriverMetrics::task_wakeups`].
+    pub task_wakeups: u64,
 }
 
 impl DriverMetrics {
@@ -111,6 +116,7 @@ impl DriverMetrics {
             handshakes_failed: self.handshakes_failed.load(Relaxed),
             handshakes_refused: self.handshakes_refused.load(Relaxed),
             quic_datagrams_dropped: self.quic_datagrams_dropped.load(Relaxed),
+            task_wakeups: self.task_wakeups.load(Relaxed),
         }
     }
 

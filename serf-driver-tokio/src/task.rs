@@ -104,6 +104,8 @@ struct Run {
     republish: Republish,
     /// A command ran since the last drain: publish its effect at once.
     commanded: bool,
+    /// Whether authenticated connections may still arrive (TLS, QUIC).
+    accepting: bool,
 }
 
 impl Task {
@@ -116,6 +118,7 @@ impl Task {
             buf: Vec::with_capacity(RECV_BUFFER),
             republish: Republish::new(),
             commanded: false,
+            accepting: true,
         };
         let mut recv = vec![0u8; RECV_BUFFER];
         self.drain(&mut run);
@@ -163,20 +166,26 @@ impl Task {
                     }
                     false
                 }
-                accepted = self.accepted.recv() => {
-                    if let Some(a) = accepted {
-                        self.accept_secure(&mut run, a);
-                        for _ in 1..BATCH {
-                            match self.accepted.try_recv() {
-                                Ok(a) => self.accept_secure(&mut run, a),
-                                Err(_) => break,
+                accepted = self.accepted.recv(), if run.accepting => {
+                    match accepted {
+                        Some(a) => {
+                            self.accept_secure(&mut run, a);
+                            for _ in 1..BATCH {
+                                match self.accepted.try_recv() {
+                                    Ok(a) => self.accept_secure(&mut run, a),
+                                    Err(_) => break,
+                                }
                             }
                         }
+                        // Plain TCP has no handshakes: a closed channel would be ready
+                        // at every turn of the loop.
+                        None => run.accepting = false,
                     }
                     false
                 }
                 _ = tokio::time::sleep_until(deadline) => false,
             };
+            self.metrics.task_wakeups.fetch_add(1, Relaxed);
             if stop {
                 break;
             }

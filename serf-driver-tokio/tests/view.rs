@@ -55,3 +55,21 @@ async fn a_join_storm_ends_with_the_full_view_published_to_waiters() {
     }
     seed.shutdown().await.unwrap();
 }
+
+/// An idle node sleeps until its next deadline: a select branch that is always ready
+/// (once, a closed channel of TLS handshakes in plain TCP mode) would spin the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_node_sleeps_between_deadlines() {
+    let (a, _a_events) = node("a".into()).await;
+    let (b, _b_events) = node("b".into()).await;
+    b.join(&[a.local_addr()], false).await.unwrap();
+    let before = (a.driver_stats().task_wakeups, b.driver_stats().task_wakeups);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = (a.driver_stats().task_wakeups, b.driver_stats().task_wakeups);
+    // Gossip every 100 ms and a probe a second give tens of wake-ups; a spin, millions.
+    for (from, to) in [(before.0, after.0), (before.1, after.1)] {
+        assert!(to - from < 2_000, "{} wake-ups in 500 ms", to - from);
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
