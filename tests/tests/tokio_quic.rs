@@ -31,3 +31,43 @@ async fn a_quic_node_opens_no_tcp_port() {
     );
     node.shutdown().await.unwrap();
 }
+
+/// Junk on the shared port, much of it looking like QUIC (fixed bit set, so it goes to
+/// the QUIC endpoint): dropped, never a panic, and the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_on_the_shared_port_leaves_a_quic_node_serving() {
+    let ca = secure::TestCa::new();
+    let (node, _events) = secure::node("node-0", quic, ca.certificates("node-0")).await;
+    let target = node.local_addr();
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut x: u32 = 987_654_321;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as u8
+    };
+    for i in 0..10_000u32 {
+        let len = 1 + (i as usize * 7919) % 1400;
+        let mut junk: Vec<u8> = (0..len).map(|_| next()).collect();
+        match i % 3 {
+            // A QUIC v1 long header (Initial), then junk.
+            0 if len > 5 => junk[..5].copy_from_slice(&[0xc0, 0, 0, 0, 1]),
+            // A short header.
+            1 => junk[0] = 0x40 | (junk[0] & 0x3f),
+            _ => {}
+        }
+        let _ = udp.send_to(&junk, target).await;
+    }
+    let (late, _late_events) = secure::node("late", quic, ca.certificates("late")).await;
+    late.join(&[target], false).await.unwrap();
+    let (m, _, d) = node.metrics().await.unwrap();
+    println!(
+        "received {} datagrams; malformed gossip dropped {}; QUIC queue drops {}",
+        d.datagrams_received, m.dropped_malformed, d.quic_datagrams_dropped
+    );
+    assert!(d.datagrams_received >= 1000);
+    assert_eq!(d.secure_streams_accepted, 1);
+    late.shutdown().await.unwrap();
+    node.shutdown().await.unwrap();
+}
