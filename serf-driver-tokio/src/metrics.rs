@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Counters of the driver, shared between its tasks.
 #[derive(Debug, Default)]
 pub struct DriverMetrics {
-    /// Datagrams received from the UDP socket.
+    /// Datagrams received from the UDP socket (with QUIC streams, QUIC's packets too).
     pub datagrams_received: AtomicU64,
     /// Datagrams sent.
     pub datagrams_sent: AtomicU64,
@@ -16,11 +16,13 @@ pub struct DriverMetrics {
     /// Events the application did not take in time: the event queue was full, so the
     /// newest were dropped (the protocol never waits for the application).
     pub events_dropped: AtomicU64,
-    /// Inbound TCP connections accepted and handed to the core.
+    /// Inbound streams handed to the core: TCP connections, or TLS and QUIC ones once
+    /// their handshake succeeded.
     pub streams_accepted: AtomicU64,
-    /// Inbound TCP connections the core refused (too many at once, or shutting down).
+    /// Inbound streams the core refused (too many at once, or shutting down).
     pub streams_refused: AtomicU64,
-    /// Outbound connects that failed or timed out.
+    /// Outbound streams that could not be set up: the connect (or the TLS or QUIC
+    /// handshake) failed or passed the core's deadline.
     pub connects_failed: AtomicU64,
     /// Connections dropped because the peer announced a frame above the limit.
     pub frames_too_long: AtomicU64,

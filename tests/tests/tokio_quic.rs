@@ -71,3 +71,25 @@ async fn junk_on_the_shared_port_leaves_a_quic_node_serving() {
     late.shutdown().await.unwrap();
     node.shutdown().await.unwrap();
 }
+
+/// The QUIC endpoint shares the socket but never keeps it: the port is free the moment
+/// the node has shut down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quic_node_frees_its_port_at_shutdown() {
+    let ca = secure::TestCa::new();
+    let (a, _e) = secure::node("a", quic, ca.certificates("a")).await;
+    let (b, _eb) = secure::node("b", quic, ca.certificates("b")).await;
+    b.join(&[a.local_addr()], false).await.unwrap();
+    let addr = a.local_addr();
+    a.shutdown().await.unwrap();
+    let (again, _e2) = Builder::new("a")
+        .quic(ca.certificates("a"))
+        .bind(addr)
+        .config(secure::config())
+        .start()
+        .await
+        .expect("the port is free at once");
+    b.join(&[addr], false).await.unwrap();
+    again.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
