@@ -22,12 +22,12 @@
 
 use crate::inbound::{Accepted, Handshakes, SecureConn};
 use crate::secure::SecureConfigs;
-use crate::stream::{Ending, LINGER, StreamShared, Write, connect_failed, run_io};
+use crate::stream::{Ending, LINGER, Open, StreamShared, Write, connect_failed, run_io};
 use bytes::Bytes;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, Endpoint, EndpointConfig, UdpPoller, VarInt};
-use serf_proto::{Name, StreamId};
+use serf_proto::StreamId;
 use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
@@ -145,15 +145,14 @@ impl QuicConnector {
 
     /// Connects and shakes hands (checking the certificate names `peer` when known),
     /// opens the stream, all by `deadline`, then runs it.
-    pub async fn run_outbound(
-        self,
-        id: StreamId,
-        to: SocketAddr,
-        peer: Option<Name>,
-        deadline: tokio::time::Instant,
-        writes: mpsc::Receiver<Write>,
-        shared: StreamShared,
-    ) {
+    pub async fn run_outbound(self: Arc<Self>, open: Open, shared: StreamShared) {
+        let Open {
+            id,
+            to,
+            peer,
+            deadline,
+            writes,
+        } = open;
         // Only the chain is checked for a stream to an address (the any-member verifier),
         // so the server name is then a formality.
         let (config, server_name) = match &peer {

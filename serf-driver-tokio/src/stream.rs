@@ -83,36 +83,35 @@ pub(crate) enum Connector {
     Quic(Arc<crate::quic::QuicConnector>),
 }
 
-/// Connects to `to` by `deadline` (the core's, for this stream) over the chosen
-/// transport, checking that `peer` answers when the transport is secure, then runs the
-/// connection.
-pub(crate) async fn run_outbound(
-    id: StreamId,
-    to: SocketAddr,
-    peer: Option<Name>,
-    deadline: tokio::time::Instant,
-    writes: mpsc::Receiver<Write>,
-    shared: StreamShared,
-) {
+/// A stream the core asked to open ([`serf_proto::Output::OpenStream`]).
+#[derive(Debug)]
+pub(crate) struct Open {
+    pub id: StreamId,
+    pub to: SocketAddr,
+    /// The node expected at `to`, when the core knows it: TLS and QUIC check it.
+    #[cfg_attr(not(any(feature = "tls", feature = "quic")), allow(dead_code))]
+    pub peer: Option<Name>,
+    /// The core's deadline for the stream: connecting (and any handshake) past it is
+    /// pointless.
+    pub deadline: tokio::time::Instant,
+    /// What the core queues for the stream, possibly before it is connected.
+    pub writes: mpsc::Receiver<Write>,
+}
+
+/// Connects over the chosen transport by the core's deadline, checking the peer when
+/// the transport is secure, then runs the connection.
+pub(crate) async fn run_outbound(open: Open, shared: StreamShared) {
     match shared.connector.clone() {
         Connector::Tcp => {
-            let _ = peer;
-            match tokio::time::timeout_at(deadline, TcpStream::connect(to)).await {
-                Ok(Ok(stream)) => run(id, stream, writes, shared).await,
-                _ => connect_failed(id, &shared).await,
+            match tokio::time::timeout_at(open.deadline, TcpStream::connect(open.to)).await {
+                Ok(Ok(stream)) => run(open.id, stream, open.writes, shared).await,
+                _ => connect_failed(open.id, &shared).await,
             }
         }
         #[cfg(feature = "tls")]
-        Connector::Tls(tls) => {
-            tls.run_outbound(id, to, peer, deadline, writes, shared)
-                .await
-        }
+        Connector::Tls(tls) => tls.run_outbound(open, shared).await,
         #[cfg(feature = "quic")]
-        Connector::Quic(quic) => {
-            Arc::unwrap_or_clone(quic)
-                .run_outbound(id, to, peer, deadline, writes, shared)
-                .await
-        }
+        Connector::Quic(quic) => quic.run_outbound(open, shared).await,
     }
 }
 

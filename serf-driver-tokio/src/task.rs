@@ -346,14 +346,15 @@ impl Task {
                     // aborts the stream then (for a fallback ping, about a second away).
                     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                     run.conns.insert(id, tx);
-                    run.tasks.spawn(stream::run_outbound(
+                    let open = stream::Open {
                         id,
                         to,
                         peer,
-                        self.clock.deadline(deadline),
-                        rx,
-                        self.stream_shared.clone(),
-                    ));
+                        deadline: self.clock.deadline(deadline),
+                        writes: rx,
+                    };
+                    run.tasks
+                        .spawn(stream::run_outbound(open, self.stream_shared.clone()));
                 }
                 Output::SendFrame { id } => {
                     if let Some(tx) = run.conns.get(&id)

@@ -7,8 +7,8 @@
 
 use crate::inbound::{Accepted, Handshakes, SecureConn};
 use crate::secure::SecureConfigs;
-use crate::stream::{StreamShared, Write, connect_failed, run_io};
-use serf_proto::{Name, StreamId};
+use crate::stream::{Open, StreamShared, Write, connect_failed, run_io};
+use serf_proto::StreamId;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -32,15 +32,14 @@ enum Failure {
 impl TlsConnector {
     /// Connects, shakes hands (checking that the certificate names `peer` when known),
     /// all by `deadline`, then runs the stream.
-    pub async fn run_outbound(
-        self,
-        id: StreamId,
-        to: SocketAddr,
-        peer: Option<Name>,
-        deadline: tokio::time::Instant,
-        writes: mpsc::Receiver<Write>,
-        shared: StreamShared,
-    ) {
+    pub async fn run_outbound(self, open: Open, shared: StreamShared) {
+        let Open {
+            id,
+            to,
+            peer,
+            deadline,
+            writes,
+        } = open;
         let connect = async {
             let (config, server_name) = self
                 .configs
