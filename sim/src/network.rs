@@ -175,6 +175,14 @@ impl NodeBits {
         }
     }
 
+    /// Removes a node.
+    pub fn remove(&mut self, i: u32) {
+        let (w, b) = ((i / 64) as usize, i % 64);
+        if w < self.0.len() {
+            self.0[w] &= !(1 << b);
+        }
+    }
+
     /// Whether the set has no node.
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|&w| w == 0)
@@ -215,9 +223,10 @@ pub struct Network {
     base_burst: Option<(Chains, Burst)>,
     /// Whether any burst applies anywhere (else a datagram skips the lookup).
     any_burst: bool,
-    /// The bad state of each receiver, per source of bursts in use; created when the
-    /// source first applies to a datagram, dropped when its action ends.
-    chains: Vec<(Chains, Vec<bool>)>,
+    /// The receivers in the bad state, per source of bursts in use (a bit per node);
+    /// created when the source first applies to a datagram, dropped when its action
+    /// ends.
+    chains: Vec<(Chains, NodeBits)>,
     rules: Vec<(NodeBits, NodeBits, LinkOverride)>,
     /// `link` actions in force, in the order they started: each overrides the settings
     /// it names on the links from its first set to its second, on top of the rules
@@ -476,20 +485,23 @@ impl Network {
         let k = match self.chains.iter().position(|(c, _)| *c == chains) {
             Some(k) => k,
             None => {
-                self.chains
-                    .push((chains, vec![false; self.component.len()]));
+                let n = self.component.len();
+                self.chains.push((chains, NodeBits::from_nodes(n, &[])));
                 self.chains.len() - 1
             }
         };
-        let Some(bad) = self.chains[k].1.get_mut(b as usize) else {
-            return false;
-        };
-        *bad = if *bad {
+        let states = &mut self.chains[k].1;
+        let bad = if states.contains(b) {
             !self.rng.chance(burst.p_exit)
         } else {
             self.rng.chance(burst.p_enter)
         };
-        *bad
+        if bad {
+            states.insert(b);
+        } else {
+            states.remove(b);
+        }
+        bad
     }
 
     /// Whether `a` can reach `b` now.
