@@ -31,7 +31,8 @@
 //!   construction. Datagrams and frames are written into a buffer the driver lends, so the
 //!   hot path allocates nothing.
 //! - **Time** is an [`Instant`]: a duration since an origin the driver picks. Late, early
-//!   or repeated `handle_timeout` calls are harmless.
+//!   or repeated `handle_timeout` calls are harmless, and so is any instant: one past
+//!   [`Instant::HORIZON`] (292 years) is taken as the horizon.
 //! - **Bad input** from the network never panics: it is dropped and counted in
 //!   [`Metrics`]. A panic is a bug in this crate.
 //! - **Snapshot records** ([`serf::Record`], with [`serf::Config::snapshot`] on) are not

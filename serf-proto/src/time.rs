@@ -21,6 +21,20 @@ impl Instant {
     pub const ZERO: Instant = Instant(0);
     /// The latest representable instant, used as "never".
     pub const MAX: Instant = Instant(u64::MAX);
+    /// The latest instant the core acts at, about 292 years after the origin. An input's
+    /// `now` beyond it is taken as the horizon, so that `now` plus any timer's delay stays
+    /// after `now` (at [`Instant::MAX`], every deadline would saturate to `now` and fire
+    /// for ever).
+    pub const HORIZON: Instant = Instant(1 << 63);
+
+    /// `self`, or [`Instant::HORIZON`] if later.
+    pub const fn clamp_to_horizon(self) -> Instant {
+        if self.0 > Self::HORIZON.0 {
+            Self::HORIZON
+        } else {
+            self
+        }
+    }
 
     /// The instant `elapsed` after the origin.
     pub fn from_duration(elapsed: Duration) -> Instant {

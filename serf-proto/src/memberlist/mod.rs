@@ -204,6 +204,7 @@ impl Memberlist<NoDelegate> {
         seed: u64,
         now: Instant,
     ) -> Result<Self, ConfigError> {
+        let now = now.clamp_to_horizon();
         Memberlist::with_delegate(config, name, addr, meta, seed, now, NoDelegate)
     }
 }
@@ -219,6 +220,7 @@ impl<D: Delegate> Memberlist<D> {
         now: Instant,
         delegate: D,
     ) -> Result<Self, ConfigError> {
+        let now = now.clamp_to_horizon();
         config.validate()?;
         let name = Name::new(name)?;
         if meta.len() > config.max_meta_size {
@@ -454,6 +456,7 @@ impl<D: Delegate> Memberlist<D> {
     /// [`Event::JoinCompleted`]. Joining after [`Memberlist::leave`] brings this node back
     /// with a higher incarnation.
     pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) -> Result<JoinId, CommandError> {
+        let now = now.clamp_to_horizon();
         if self.shutdown {
             return Err(CommandError::Shutdown);
         }
@@ -485,6 +488,7 @@ impl<D: Delegate> Memberlist<D> {
     /// [`Event::LeaveCompleted`] once the broadcast went out or `leave_timeout` passed.
     /// The node keeps answering probes until shut down. Leaving twice is a no-op.
     pub fn leave(&mut self, now: Instant) -> Result<(), CommandError> {
+        let now = now.clamp_to_horizon();
         if self.shutdown {
             return Err(CommandError::Shutdown);
         }
@@ -524,6 +528,7 @@ impl<D: Delegate> Memberlist<D> {
     /// Replaces this node's metadata and broadcasts it with a higher incarnation (Go's
     /// `UpdateNode`). Other members report [`Event::NodeUpdated`].
     pub fn set_meta(&mut self, now: Instant, meta: &[u8]) -> Result<(), CommandError> {
+        let now = now.clamp_to_horizon();
         if self.shutdown {
             return Err(CommandError::Shutdown);
         }
@@ -594,6 +599,7 @@ impl<D: Delegate> Memberlist<D> {
         to: SocketAddr,
         payload: &[u8],
     ) -> Result<(), CommandError> {
+        let now = now.clamp_to_horizon();
         if self.shutdown {
             return Err(CommandError::Shutdown);
         }
@@ -635,6 +641,7 @@ impl<D: Delegate> Memberlist<D> {
 
     /// A datagram arrived from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let now = now.clamp_to_horizon();
         if self.shutdown {
             return;
         }
@@ -660,6 +667,7 @@ impl<D: Delegate> Memberlist<D> {
     /// close comes out of `poll_output`), so idle connections cannot lock out joins and
     /// push-pulls; only when every inbound stream is busy is the new one refused.
     pub fn accept_stream(&mut self, now: Instant, from: SocketAddr) -> Option<StreamId> {
+        let now = now.clamp_to_horizon();
         if self.shutdown {
             self.metrics.streams_refused += 1;
             return None;
@@ -686,6 +694,7 @@ impl<D: Delegate> Memberlist<D> {
 
     /// Something happened on a stream.
     pub fn handle_stream(&mut self, now: Instant, id: StreamId, event: StreamEvent<'_>) {
+        let now = now.clamp_to_horizon();
         if self.shutdown {
             return;
         }
@@ -695,6 +704,7 @@ impl<D: Delegate> Memberlist<D> {
     /// Time passed: runs every timer due at or before `now`. Early, late or repeated calls
     /// are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let now = now.clamp_to_horizon();
         if self.shutdown {
             return;
         }
@@ -736,7 +746,9 @@ impl<D: Delegate> Memberlist<D> {
             Some(at) if at <= now => {
                 let behind = now - at;
                 let period_ns = period.as_nanos().max(1);
-                let skipped = (behind.as_nanos() / period_ns) as u32 + 1;
+                let skipped = u32::try_from(behind.as_nanos() / period_ns)
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(1);
                 self.timers
                     .set_periodic(which, Some(at + period.saturating_mul(skipped)));
                 true

@@ -126,6 +126,7 @@ impl Serf {
         seed: u64,
         now: Instant,
     ) -> Result<Serf, memberlist::ConfigError> {
+        let now = now.clamp_to_horizon();
         Serf::with_snapshot(config, name, addr, seed, now, None)
     }
 
@@ -140,6 +141,7 @@ impl Serf {
         now: Instant,
         snapshot: Option<&SnapshotState>,
     ) -> Result<Serf, memberlist::ConfigError> {
+        let now = now.clamp_to_horizon();
         config.validate()?;
         if config.validate_node_names {
             core::validate_name(name).map_err(memberlist::ConfigError::Invalid)?;
@@ -292,6 +294,7 @@ impl Serf {
         seeds: &[SocketAddr],
         ignore_old: bool,
     ) -> Result<JoinId, SerfError> {
+        let now = now.clamp_to_horizon();
         self.check_running()?;
         if self.core().state == SerfState::Leaving {
             return Err(SerfError::Leaving);
@@ -316,6 +319,7 @@ impl Serf {
     /// node has left reports another at once. A driver can therefore answer each caller
     /// on the next `LeaveCompleted`.
     pub fn leave(&mut self, now: Instant) -> Result<(), SerfError> {
+        let now = now.clamp_to_horizon();
         self.ml.delegate_mut().leave(now)?;
         self.after_input(now);
         Ok(())
@@ -329,6 +333,7 @@ impl Serf {
         payload: &[u8],
         coalesce: bool,
     ) -> Result<(), SerfError> {
+        let now = now.clamp_to_horizon();
         self.check_running()?;
         self.ml
             .delegate_mut()
@@ -356,6 +361,7 @@ impl Serf {
         payload: &[u8],
         params: &QueryParams,
     ) -> Result<QueryId, SerfError> {
+        let now = now.clamp_to_horizon();
         self.check_running()?;
         if name.starts_with(INTERNAL_QUERY_PREFIX) {
             return Err(SerfError::ReservedName);
@@ -376,6 +382,7 @@ impl Serf {
         now: Instant,
         timeout: Option<Duration>,
     ) -> Result<QueryId, SerfError> {
+        let now = now.clamp_to_horizon();
         self.check_running()?;
         let params = QueryParams {
             request_ack: true,
@@ -400,6 +407,7 @@ impl Serf {
         query: QueryHandle,
         payload: &[u8],
     ) -> Result<(), SerfError> {
+        let now = now.clamp_to_horizon();
         self.check_running()?;
         self.ml.delegate_mut().respond(now, query, payload)?;
         self.after_input(now);
@@ -408,6 +416,7 @@ impl Serf {
 
     /// Replaces this node's tags; other members report a member update.
     pub fn set_tags(&mut self, now: Instant, tags: Tags) -> Result<(), SerfError> {
+        let now = now.clamp_to_horizon();
         self.check_running()?;
         match self.core().state {
             SerfState::Leaving => return Err(SerfError::Leaving),
@@ -432,6 +441,7 @@ impl Serf {
     /// Forces a member out: a failed member becomes left (and stops being retried); with
     /// `prune`, it is erased at once (`serf force-leave [-prune]`).
     pub fn force_leave(&mut self, now: Instant, name: &str, prune: bool) -> Result<(), SerfError> {
+        let now = now.clamp_to_horizon();
         self.check_running()?;
         self.ml.delegate_mut().force_leave(now, name, prune)?;
         self.after_input(now);
@@ -441,21 +451,25 @@ impl Serf {
     /// Installs `key` on every node (`serf keys -install`); reported by
     /// [`Event::KeyResponse`].
     pub fn install_key(&mut self, now: Instant, key: &SecretKey) -> Result<QueryId, SerfError> {
+        let now = now.clamp_to_horizon();
         self.key_op(now, core::KeyOp::Install, Some(key))
     }
 
     /// Makes `key` the primary on every node (`serf keys -use`).
     pub fn use_key(&mut self, now: Instant, key: &SecretKey) -> Result<QueryId, SerfError> {
+        let now = now.clamp_to_horizon();
         self.key_op(now, core::KeyOp::Use, Some(key))
     }
 
     /// Removes `key` from every node (`serf keys -remove`).
     pub fn remove_key(&mut self, now: Instant, key: &SecretKey) -> Result<QueryId, SerfError> {
+        let now = now.clamp_to_horizon();
         self.key_op(now, core::KeyOp::Remove, Some(key))
     }
 
     /// Lists the keys of every node (`serf keys -list`).
     pub fn list_keys(&mut self, now: Instant) -> Result<QueryId, SerfError> {
+        let now = now.clamp_to_horizon();
         self.key_op(now, core::KeyOp::List, None)
     }
 
@@ -485,23 +499,27 @@ impl Serf {
 
     /// A datagram arrived.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let now = now.clamp_to_horizon();
         self.ml.handle_datagram(now, from, data);
         self.after_input(now);
     }
 
     /// A peer opened a stream; `None` means refuse it.
     pub fn accept_stream(&mut self, now: Instant, from: SocketAddr) -> Option<StreamId> {
+        let now = now.clamp_to_horizon();
         self.ml.accept_stream(now, from)
     }
 
     /// Something happened on a stream.
     pub fn handle_stream(&mut self, now: Instant, id: StreamId, event: StreamEvent<'_>) {
+        let now = now.clamp_to_horizon();
         self.ml.handle_stream(now, id, event);
         self.after_input(now);
     }
 
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let now = now.clamp_to_horizon();
         self.ml.handle_timeout(now);
         self.after_input(now);
         let n = self.ml.num_alive();
