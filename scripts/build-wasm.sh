@@ -4,12 +4,13 @@
 #
 #   scripts/build-wasm.sh            # release build, optimised for size (profile `small`)
 #   scripts/build-wasm.sh --opt      # also run `wasm-opt -Oz` (binaryen from npm) and
-#                                    # print raw and gzipped sizes
+#                                    # print raw and gzipped sizes at each stage
 #
 # Needs, all from package registries (nothing is downloaded from elsewhere):
 #   rustup target add wasm32-unknown-unknown
 #   cargo install wasm-bindgen-cli --version =<the wasm-bindgen version in Cargo.lock> --locked
-#   for --opt: npm install --prefix serf-driver-wasm/js binaryen@132.0.0
+#   for --opt: npm install --prefix serf-driver-wasm/js --no-save binaryen@132.0.0
+#              (or WASM_OPT=/path/to/wasm-opt)
 # Each missing tool stops the build with the command that installs it.
 #
 # Cargo output goes to $CARGO_TARGET_DIR/wasm (or target/wasm), so this can run while
@@ -50,6 +51,8 @@ CARGO_TARGET_DIR="$target_dir" cargo build --quiet -p serf-driver-wasm \
   --target wasm32-unknown-unknown --profile small
 wasm="$target_dir/wasm32-unknown-unknown/small/serf_driver_wasm.wasm"
 out="$root/serf-driver-wasm/js/pkg"
+# --opt optimises a fresh wasm-bindgen output, never an already optimised one.
+[ "$opt" = 1 ] && rm -f "$out/.source"
 # Regenerate only when the .wasm changed, so an up-to-date package costs nothing.
 if [ ! -f "$out/serf_driver_wasm_bg.wasm" ] || [ ! -f "$out/.source" ] ||
    ! cmp -s "$out/.source" <(cksum < "$wasm"); then
@@ -58,24 +61,27 @@ if [ ! -f "$out/serf_driver_wasm_bg.wasm" ] || [ ! -f "$out/.source" ] ||
   cksum < "$wasm" > "$out/.source"
 fi
 
+size() { echo "$(stat -c %s "$1") bytes, $(gzip -9c < "$1" | wc -c) gzipped"; }
+
 if [ "$opt" = 1 ]; then
-  wasm_opt=""
-  if command -v wasm-opt >/dev/null; then
-    wasm_opt=wasm-opt
-  elif [ -x serf-driver-wasm/js/node_modules/.bin/wasm-opt ]; then
-    wasm_opt=serf-driver-wasm/js/node_modules/.bin/wasm-opt
-  else
-    die "wasm-opt not found: npm install --prefix serf-driver-wasm/js binaryen@132.0.0"
+  wasm_opt="${WASM_OPT:-}"
+  if [ -z "$wasm_opt" ]; then
+    if command -v wasm-opt >/dev/null; then
+      wasm_opt=wasm-opt
+    elif [ -x serf-driver-wasm/js/node_modules/.bin/wasm-opt ]; then
+      wasm_opt=serf-driver-wasm/js/node_modules/.bin/wasm-opt
+    else
+      die "wasm-opt not found: npm install --prefix serf-driver-wasm/js --no-save binaryen@132.0.0 (or set WASM_OPT)"
+    fi
   fi
   bg="$out/serf_driver_wasm_bg.wasm"
-  raw=$(stat -c %s "$bg")
-  # Rust enables these features by default; old binaryen refuses them unless told.
+  echo "cargo (profile small): $(size "$wasm")"
+  echo "after wasm-bindgen:    $(size "$bg")"
+  # Rust enables these features by default; older binaryen refuses them unless told.
   "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue \
     -o "$bg.opt" "$bg"
   mv "$bg.opt" "$bg"
-  cksum < "$wasm" > "$out/.source"
-  echo "raw .wasm (after wasm-bindgen): $raw bytes, gzipped $(gzip -9c < "$wasm" | wc -c) bytes before bindgen"
-  echo "after wasm-opt -Oz: $(stat -c %s "$bg") bytes, gzipped $(gzip -9c < "$bg" | wc -c) bytes"
+  echo "after wasm-opt -Oz:    $(size "$bg")"
 fi
 echo "built $out"

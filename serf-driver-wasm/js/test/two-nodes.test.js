@@ -1,0 +1,62 @@
+'use strict';
+// Two wasm nodes in one Node.js process over real loopback sockets.
+//   node --test test/        (after scripts/build-wasm.sh)
+const test = require('node:test');
+const assert = require('node:assert');
+const serf = require('..');
+
+const text = (payload) => Buffer.from(payload).toString('utf8');
+
+function next(node, type) {
+  return new Promise((resolve) => node.once(type, resolve));
+}
+
+test('two nodes join, exchange an event and a query, and one leaves', { timeout: 30_000 }, async () => {
+  const key = serf.keygen();
+  const common = { bind: '127.0.0.1:0', keys: [key], label: 't', profile: 'local' };
+  const a = await serf.start({ name: 'a', ...common });
+  const b = await serf.start({ name: 'b', ...common });
+  try {
+    assert.strictEqual(await b.join([a.address]), 1);
+    const event = next(a, 'user');
+    b.userEvent('hello', 'from b');
+    const e = await event;
+    assert.strictEqual(e.name, 'hello');
+    assert.strictEqual(text(e.payload), 'from b');
+
+    b.on('query', (q) => q.respond(`b got ${text(q.payload)}`));
+    const r = await a.query('ping', 'x', { filterNodes: ['b'], requestAck: true, timeoutMs: 5000 });
+    assert.deepStrictEqual(r.acks, ['b']);
+    assert.deepStrictEqual(r.responses.map((x) => [x.from, text(x.payload)]), [['b', 'b got x']]);
+    assert.strictEqual(r.complete, true);
+
+    const left = next(a, 'member-leave');
+    await b.leave();
+    await b.shutdown();
+    const ev = await left;
+    assert.deepStrictEqual(ev.members.map((m) => [m.name, m.status]), [['b', 'left']]);
+    assert.strictEqual(a.stats().encrypted, true);
+  } finally {
+    await a.shutdown();
+    await b.shutdown();
+  }
+});
+
+test('a node with another key cannot join', { timeout: 30_000 }, async () => {
+  const a = await serf.start({ name: 'a', bind: '127.0.0.1:0', keys: [serf.keygen()], profile: 'local' });
+  const b = await serf.start({ name: 'b', bind: '127.0.0.1:0', keys: [serf.keygen()], profile: 'local' });
+  try {
+    await assert.rejects(b.join(a.address), /join failed/);
+    assert.strictEqual(a.members().length, 1);
+  } finally {
+    await a.shutdown();
+    await b.shutdown();
+  }
+});
+
+test('wrong options are refused with their name', async () => {
+  await assert.rejects(serf.start({ name: 'a', bind: '127.0.0.1:0', profile: 'fast' }), /options.profile/);
+  await assert.rejects(serf.start({ name: 'a', bind: '127.0.0.1:0', keys: ['short'] }), /options.keys\[0\]/);
+  await assert.rejects(serf.start({ name: 'a', bind: 'nowhere' }), /ip:port/);
+  await assert.rejects(serf.start({ bind: '127.0.0.1:0' }), /options.name/);
+});
