@@ -60,3 +60,19 @@ test('wrong options are refused with their name', async () => {
   await assert.rejects(serf.start({ name: 'a', bind: 'nowhere' }), /ip:port/);
   await assert.rejects(serf.start({ bind: '127.0.0.1:0' }), /options.name/);
 });
+
+test('the exported framing helpers speak the core framing', () => {
+  const frame = Buffer.from('push-pull state');
+  const wire = Buffer.concat([Buffer.from(serf.encodeFrameHeader(frame.length)), frame]);
+  assert.deepStrictEqual([...wire.subarray(0, 4)], [0, 0, 0, 15]);
+  const d = new serf.FrameDecoder(100);
+  for (let i = 0; i < wire.length; i += 3) {
+    assert.strictEqual(d.nextFrame(), undefined);
+    d.push(wire.subarray(i, i + 3));
+  }
+  assert.strictEqual(Buffer.from(d.nextFrame()).toString(), 'push-pull state');
+  assert.strictEqual(d.nextFrame(), undefined);
+  d.push(Buffer.from([0, 0, 1, 0]));
+  assert.throws(() => d.nextFrame(), /at most 100 accepted/);
+  d.free();
+});
