@@ -2,7 +2,7 @@
 # Builds the wasm package of serf-driver-wasm into serf-driver-wasm/js/pkg/ (the .wasm and
 # its wasm-bindgen JavaScript glue and TypeScript types), for Node.js (`--target nodejs`).
 #
-#   scripts/build-wasm.sh            # release build, optimised for size (profile `small`)
+#   scripts/build-wasm.sh            # release build, optimised for size (profile `small`, opt-level z)
 #   scripts/build-wasm.sh --opt      # also run `wasm-opt -Oz` (binaryen from npm) and
 #                                    # print raw and gzipped sizes at each stage
 #
@@ -47,8 +47,11 @@ have=$(wasm-bindgen --version | awk '{print $2}')
   die "wasm-bindgen is $have but the crate is $want: cargo install wasm-bindgen-cli --version =$want --locked --force"
 
 target_dir="${CARGO_TARGET_DIR:-$root/target}/wasm"
-CARGO_TARGET_DIR="$target_dir" cargo build --quiet -p serf-driver-wasm \
-  --target wasm32-unknown-unknown --profile small
+# The `small` profile (fat LTO, one codegen unit, abort on panic, stripped) at opt-level
+# "z": 9% smaller than its "s" here (625 KB against 689 KB after wasm-bindgen, 231 KB
+# against 259 KB gzipped), and membership traffic needs little speed.
+CARGO_PROFILE_SMALL_OPT_LEVEL=z CARGO_TARGET_DIR="$target_dir" cargo build --quiet \
+  -p serf-driver-wasm --target wasm32-unknown-unknown --profile small
 wasm="$target_dir/wasm32-unknown-unknown/small/serf_driver_wasm.wasm"
 out="$root/serf-driver-wasm/js/pkg"
 # --opt optimises a fresh wasm-bindgen output, never an already optimised one.
