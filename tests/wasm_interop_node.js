@@ -7,7 +7,8 @@
 // stdin closes, so it never outlives the test.
 //
 // Environment: SERF_WASM_MODULE (path of the package's index.js), SERF_SEEDS (comma-
-// separated "ip:port"), SERF_KEY (base64), SERF_LABEL, SERF_NAME, SERF_EXPECT_ALIVE.
+// separated "ip:port"), SERF_KEY (base64), SERF_LABEL, SERF_NAME, SERF_PROFILE,
+// SERF_EXPECT_ALIVE.
 
 const readline = require('node:readline');
 const { performance } = require('node:perf_hooks');
@@ -29,7 +30,7 @@ async function main() {
   const node = await serf.start({
     name,
     bind: '127.0.0.1:0',
-    profile: 'local',
+    profile: process.env.SERF_PROFILE,
     keys: [process.env.SERF_KEY],
     label: process.env.SERF_LABEL,
   });
@@ -56,10 +57,12 @@ async function main() {
         say('left', { state: node.stats().state });
         const metrics = node.metrics();
         await node.shutdown();
+        // Every counter that moved, for the test's log.
+        const moved = Object.fromEntries(Object.entries(metrics).filter(([, v]) => v !== 0));
         say('stopped', {
           datagramsSent: metrics['driver.datagramsSent'],
           datagramsReceived: metrics['driver.datagramsReceived'],
-          streamsAccepted: metrics['driver.streamsAccepted'],
+          metrics: moved,
         });
         process.exit(0);
       } else {

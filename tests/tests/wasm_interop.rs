@@ -63,8 +63,11 @@ fn check_node() {
     );
 }
 
+/// The LAN profile on both sides: its retransmit multiplier (4) sends a new event straight
+/// to every member of a 4-node cluster, where the Local profile's (2) reaches two of the
+/// three others directly and may leave the third to the next push-pull, 15 s later.
 fn config() -> Config {
-    let mut c = Config::local();
+    let mut c = Config::lan();
     c.memberlist.keyring = Some(Keyring::new(SecretKey(KEY)));
     c.memberlist.label = LABEL.into();
     c
@@ -90,6 +93,7 @@ impl WasmNode {
             .env("SERF_KEY", KEY_BASE64)
             .env("SERF_LABEL", LABEL)
             .env("SERF_NAME", WASM_NAME)
+            .env("SERF_PROFILE", "lan")
             .env("SERF_EXPECT_ALIVE", expect_alive.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -157,6 +161,11 @@ impl Drop for WasmNode {
     }
 }
 
+/// Prints how far into the scenario a step was reached.
+fn step(started: &Instant, what: &str) {
+    println!("{:>8.0?}  {what}", started.elapsed());
+}
+
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -218,8 +227,10 @@ async fn a_wasm_node_in_node_js_joins_native_nodes_exchanges_events_answers_a_qu
     let seeds = vec![seed.to_string(), natives[1].0.local_addr().to_string()];
     let mut wasm = WasmNode::spawn(&root, &seeds, 4);
     let joined = wasm.expect("joined").await;
+    step(&started, "joined");
     assert!(joined["joined"].as_u64().unwrap() >= 1, "{joined}");
     let alive = wasm.expect("all-alive").await;
+    step(&started, "wasm node sees all alive");
     assert_eq!(
         alive["members"],
         serde_json::json!(["native-0", "native-1", "native-2", WASM_NAME])
@@ -230,6 +241,7 @@ async fn a_wasm_node_in_node_js_joins_native_nodes_exchanges_events_answers_a_qu
             .all(|(h, _)| h.members().status_of(WASM_NAME) == Some(MemberStatus::Alive))
     })
     .await;
+    step(&started, "native nodes see it alive");
 
     // A native node's user event reaches the wasm node.
     natives[2]
@@ -240,6 +252,7 @@ async fn a_wasm_node_in_node_js_joins_native_nodes_exchanges_events_answers_a_qu
     let got = wasm.expect("user-event").await;
     assert_eq!(got["name"], "from-native");
     assert_eq!(got["payload"], "hello wasm");
+    step(&started, "native event received");
 
     // The wasm node's user event reaches every native node.
     wasm.send(serde_json::json!({"cmd": "event", "name": "from-wasm", "payload": "hello natives"}));
@@ -250,6 +263,7 @@ async fn a_wasm_node_in_node_js_joins_native_nodes_exchanges_events_answers_a_qu
             .unwrap_or_else(|_| panic!("native-{i} did not get the wasm node's event"));
         assert_eq!(payload, b"hello natives");
     }
+    step(&started, "wasm event received by all");
 
     // A native node's query is answered by the wasm node.
     let params = QueryParams {
@@ -271,12 +285,15 @@ async fn a_wasm_node_in_node_js_joins_native_nodes_exchanges_events_answers_a_qu
     assert_eq!(&responses[0].1[..], b"wasm-node answers who?");
     assert!(complete, "the one node asked answered");
     wasm.expect("query-answered").await;
+    step(&started, "query answered");
 
     // A graceful leave: the wasm node finishes it, and every native node sees it left.
     wasm.send(serde_json::json!({"cmd": "leave"}));
     let left = wasm.expect("left").await;
     assert_eq!(left["state"], "left");
     let stopped = wasm.expect("stopped").await;
+    println!("wasm node's counters: {}", stopped["metrics"]);
+    step(&started, "leave completed");
     assert!(stopped["datagramsSent"].as_f64().unwrap() > 0.0);
     assert!(stopped["datagramsReceived"].as_f64().unwrap() > 0.0);
     wait_until("every native node sees the wasm node left", || {
@@ -285,6 +302,7 @@ async fn a_wasm_node_in_node_js_joins_native_nodes_exchanges_events_answers_a_qu
             .all(|(h, _)| h.members().status_of(WASM_NAME) == Some(MemberStatus::Left))
     })
     .await;
+    step(&started, "native nodes see it left");
     let status = tokio::task::block_in_place(|| wasm.child.wait()).expect("node exits");
     assert!(status.success(), "the wasm node exited with {status}");
     // The native nodes saw the join and the leave as member events.
