@@ -76,3 +76,11 @@ test('the exported framing helpers speak the core framing', () => {
   assert.throws(() => d.nextFrame(), /at most 100 accepted/);
   d.free();
 });
+
+test('the .wasm imports nothing but its wasm-bindgen glue (no host code leaked in)', () => {
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const wasm = fs.readFileSync(path.join(__dirname, '..', 'pkg', 'serf_driver_wasm_bg.wasm'));
+  const modules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(wasm)).map((i) => i.module));
+  assert.deepStrictEqual([...modules], ['./serf_driver_wasm_bg.js']);
+});
