@@ -51,6 +51,16 @@ function bytes(payload) {
   throw new TypeError('payload must be a string or a Uint8Array');
 }
 
+/**
+ * Tears a connection down so the peer sees a reset. Only on an open socket whose write
+ * side is not ended: Node's resetAndDestroy on an ended or connecting socket can spin
+ * (seen with Node 20); a plain destroy is the fallback.
+ */
+function abort(socket) {
+  if (socket.readyState === 'open' && !socket.writableEnded) socket.resetAndDestroy();
+  else socket.destroy();
+}
+
 /** Splits "ip:port" (IPv6 as "[::1]:7946"). */
 function splitAddr(addr) {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr);
@@ -246,7 +256,7 @@ class SerfNode extends EventEmitter {
           // Given up: nothing more is reported, and the peer sees a reset.
           c.done = true;
           this._conns.delete(id);
-          c.socket.resetAndDestroy();
+          abort(c.socket);
         }
       } else {
         throw new Error(`serf-wasm: unknown output operation ${op} (package and wasm build differ?)`);

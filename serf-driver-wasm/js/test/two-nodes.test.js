@@ -3,6 +3,7 @@
 //   node --test test/        (after scripts/build-wasm.sh)
 const test = require('node:test');
 const assert = require('node:assert');
+const crypto = require('node:crypto');
 const serf = require('..');
 
 const text = (payload) => Buffer.from(payload).toString('utf8');
@@ -83,4 +84,55 @@ test('the .wasm imports nothing but its wasm-bindgen glue (no host code leaked i
   const wasm = fs.readFileSync(path.join(__dirname, '..', 'pkg', 'serf_driver_wasm_bg.wasm'));
   const modules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(wasm)).map((i) => i.module));
   assert.deepStrictEqual([...modules], ['./serf_driver_wasm_bg.js']);
+});
+
+test('hostile bytes on the sockets are dropped and counted, and the node keeps working', { timeout: 30_000 }, async () => {
+  const net = require('node:net');
+  const dgram = require('node:dgram');
+  const a = await serf.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local' });
+  const b = await serf.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local' });
+  try {
+    const [host, port] = [a.address.split(':')[0], Number(a.address.split(':')[1])];
+    // Garbage datagrams.
+    const udp = dgram.createSocket('udp4');
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => udp.send(crypto.getRandomValues(new Uint8Array(1 + i * 20)), port, host, r));
+    }
+    udp.close();
+    // A stream announcing a frame far above the limit: torn down without reading it.
+    const closed = await new Promise((resolve) => {
+      const s = net.connect({ host, port }, () => s.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3])));
+      s.on('error', () => {});
+      s.on('close', () => resolve(true));
+    });
+    assert.strictEqual(closed, true);
+    await new Promise((r) => setTimeout(r, 100));
+    const m = a.metrics();
+    assert.strictEqual(m['driver.framesTooLong'], 1);
+    assert.ok(m['driver.datagramsReceived'] >= 1);
+    // Still a working node.
+    assert.strictEqual(await b.join(a.address), 1);
+  } finally {
+    await a.shutdown();
+    await b.shutdown();
+  }
+});
+
+test('a shutdown while streams are still open ends cleanly and lets the process exit', { timeout: 30_000 }, () => {
+  // In a child process, so a node that kept the event loop busy fails here instead of
+  // hanging the run.
+  const { spawnSync } = require('node:child_process');
+  const script = `
+    const serf = require(${JSON.stringify(require('node:path').join(__dirname, '..'))});
+    (async () => {
+      const a = await serf.start({ name: 'a', bind: '127.0.0.1:0', profile: 'local' });
+      const b = await serf.start({ name: 'b', bind: '127.0.0.1:0', profile: 'local' });
+      await b.join(a.address); // its push-pull stream is still closing
+      await b.shutdown();
+      await a.shutdown();
+      console.log('down');
+    })();`;
+  const r = spawnSync(process.execPath, ['-e', script], { timeout: 10_000, encoding: 'utf8' });
+  assert.strictEqual(r.stdout.trim(), 'down', r.stderr);
+  assert.strictEqual(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: the process did not end by itself`);
 });
