@@ -7,10 +7,16 @@
 //! Modules, along the agent's seams:
 //! - [`config`]: flags and configuration files into one [`config::AgentConfig`];
 //! - [`handlers`]: event-handler scripts (filters, environment, stdin, query responses);
-//! - `rpc`: HashiCorp's RPC protocol, server and client;
-//! - `command`: the client commands (`members`, `event`, `query`, …);
-//! - `agent`: the running agent that ties them together.
+//! - [`rpc`]: HashiCorp's RPC protocol, server and client;
+//! - [`command`]: the client commands (`members`, `event`, `query`, …);
+//! - [`agent`]: the running agent that ties them together;
+//! - [`log`]: HashiCorp's log line format, the ring `serf monitor` replays.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod base64;
+pub mod command;
 pub mod config;
 pub mod handlers;
+pub mod log;
+pub mod rpc;
