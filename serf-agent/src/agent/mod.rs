@@ -1,1 +1,514 @@
-//! The running agent.
+//! The running agent (`serf agent`): the node, its RPC server, the event loop feeding
+//! event handlers and RPC streams, joins at start and in the background, and the
+//! signals (go-serf.md §5; Go's `agent/command.go` and `agent/agent.go`).
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), serf_agent::agent::AgentError> {
+//! use serf_agent::agent::Agent;
+//! use serf_agent::config::AgentConfig;
+//! use serf_agent::log::Logger;
+//! let cfg = AgentConfig { node_name: "web-1".into(), bind: "127.0.0.1:7946".parse().unwrap(), ..AgentConfig::default() };
+//! let logger = Logger::new(cfg.log_level, true);
+//! let agent = Agent::start(cfg, serf_proto::serf::Config::lan(), logger).await?;
+//! let code = agent.run(true, None).await; // until SIGINT, SIGTERM or `serf leave`
+//! # let _ = code; Ok(()) }
+//! ```
+
+mod join;
+
+use crate::config::{AgentConfig, Profile};
+use crate::log::{Logger, level_name};
+use crate::rpc::server::{RpcContext, RpcServer};
+use crate::rpc::stream::EventHub;
+use serf_driver_tokio::{Builder, Events, SerfHandle, StartError};
+use serf_proto::serf::{Event, Member};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a graceful leave may take after SIGINT before the agent exits anyway (Go's
+/// `gracefulTimeout`).
+pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most RPC connections served at once.
+pub const MAX_RPC_CONNECTIONS: usize = 256;
+
+/// Why the agent could not start. Each message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The node could not start (bind, snapshot, configuration).
+    #[error("Failed to start the Serf agent: {0}")]
+    Start(#[from] StartError),
+    /// The RPC address could not be bound.
+    #[error(
+        "Error starting RPC listener: listen tcp {addr}: {source} (is another agent using it? pick another with -rpc-addr)"
+    )]
+    Rpc {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `start_join` (`-join`) reached no node.
+    #[error("Error joining the cluster: {0}")]
+    Join(String),
+    /// The node name is empty and the host name could not be read.
+    #[error("Error determining hostname: {0}; set one with -node")]
+    NodeName(String),
+}
+
+/// Re-reads the configuration on SIGHUP (the same flags and files as at start).
+pub type Reload = Box<dyn Fn() -> Result<AgentConfig, String> + Send>;
+
+/// Receives every event the agent sees, in order (the event handlers). It must not
+/// block: handlers run their scripts elsewhere.
+pub type Dispatch = Box<dyn FnMut(&Event, &Member) + Send>;
+
+/// A started agent.
+pub struct Agent {
+    config: AgentConfig,
+    handle: SerfHandle,
+    events: Events,
+    logger: Logger,
+    rpc: RpcServer,
+    ctx: Arc<RpcContext>,
+    shutdown_rx: watch::Receiver<bool>,
+    dispatch: Option<Dispatch>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("node", &self.handle.name())
+            .field("rpc", &self.rpc.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The address others reach a node bound to an unspecified address at: the source
+/// address the kernel would use for an outside destination (a UDP `connect` sends no
+/// packet), else loopback. Go picks the first private IPv4 address of the interfaces.
+fn default_advertise(bind: SocketAddr) -> SocketAddr {
+    let probe = || -> std::io::Result<IpAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        // TEST-NET-1 (RFC 5737): routed like any outside address, never answered.
+        s.connect("192.0.2.1:7946")?;
+        Ok(s.local_addr()?.ip())
+    };
+    let ip = probe()
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    SocketAddr::new(ip, bind.port())
+}
+
+fn host_name() -> Result<String, String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            if s.is_empty() {
+                Err("empty host name".into())
+            } else {
+                Ok(s)
+            }
+        })
+}
+
+/// `"<event>:<name>" → script` for `stats`, from the `[filter=]script` specs (Go's
+/// `EventScripts` flattened; one entry per filter term).
+pub fn handler_stats(specs: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let (filter, script) = match spec.split_once('=') {
+            Some((f, s)) => (f, s),
+            None => ("", spec.as_str()),
+        };
+        let filter = if filter.is_empty() { "*" } else { filter };
+        for term in filter.split(',') {
+            let (event, name) = match term.split_once(':') {
+                Some((e, n)) => (e, n),
+                None => (term, ""),
+            };
+            out.push((format!("{event}:{name}"), script.to_owned()));
+        }
+    }
+    out
+}
+
+impl Agent {
+    /// Starts the node described by `config` with the core settings `core` (built from
+    /// it by [`crate::config`]), then the RPC server, then joins `start_join` (failing
+    /// the start if none is reached, as Go does).
+    pub async fn start(
+        mut config: AgentConfig,
+        core: serf_proto::serf::Config,
+        logger: Logger,
+    ) -> Result<Agent, AgentError> {
+        if config.node_name.is_empty() {
+            config.node_name = host_name().map_err(AgentError::NodeName)?;
+        }
+        logger.info("agent", "Serf agent starting");
+        let mut builder = Builder::new(config.node_name.clone())
+            .bind(config.bind)
+            .config(core);
+        match config.advertise {
+            Some(a) => builder = builder.advertise(a),
+            None if config.bind.ip().is_unspecified() => {
+                builder = builder.advertise(default_advertise(config.bind));
+            }
+            None => {}
+        }
+        if let Some(path) = &config.snapshot_path {
+            builder = builder.snapshot_path(path);
+        }
+        let (handle, events) = builder.start().await?;
+        logger.info(
+            "serf",
+            &format!(
+                "Serf agent {} listening on {}",
+                handle.name(),
+                handle.local_addr()
+            ),
+        );
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let ctx = Arc::new(RpcContext {
+            handle: handle.clone(),
+            logger: logger.clone(),
+            auth: config.rpc_auth.clone(),
+            events: EventHub::new(),
+            event_handlers: Arc::new(Mutex::new(handler_stats(&config.event_handlers))),
+            tags_file: config.tags_file.clone(),
+            shutdown,
+            max_connections: MAX_RPC_CONNECTIONS,
+            limits: Default::default(),
+        });
+        let rpc = match RpcServer::bind(config.rpc_addr, ctx.clone()).await {
+            Ok(r) => r,
+            Err(source) => {
+                let _ = handle.shutdown().await;
+                return Err(AgentError::Rpc {
+                    addr: config.rpc_addr,
+                    source,
+                });
+            }
+        };
+        let agent = Agent {
+            config,
+            handle,
+            events,
+            logger,
+            rpc,
+            ctx,
+            shutdown_rx,
+            dispatch: None,
+        };
+        if !agent.config.start_join.is_empty() {
+            println!(
+                "==> Joining cluster...(replay: {})",
+                agent.config.replay_on_join
+            );
+            let (n, err) = crate::rpc::server::join_addresses(
+                &agent.handle,
+                &agent.config.start_join,
+                agent.config.replay_on_join,
+            )
+            .await;
+            if !err.is_empty() {
+                let _ = agent.handle.shutdown().await;
+                return Err(AgentError::Join(err));
+            }
+            println!("    Join completed. Synced with {n} initial agents");
+        }
+        Ok(agent)
+    }
+
+    /// The node.
+    pub fn handle(&self) -> &SerfHandle {
+        &self.handle
+    }
+
+    /// Where the RPC listens.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.rpc.local_addr()
+    }
+
+    /// The agent's log.
+    pub fn logger(&self) -> &Logger {
+        &self.logger
+    }
+
+    /// Sends every event, in order, to `dispatch` as well as to the RPC streams.
+    pub fn set_dispatch(&mut self, dispatch: Dispatch) {
+        self.dispatch = Some(dispatch);
+    }
+
+    /// Prints Go's start-up banner to stdout.
+    pub fn print_banner(&self) {
+        let c = &self.config;
+        let profile = match c.profile {
+            Profile::Lan => "lan",
+            Profile::Wan => "wan",
+            Profile::Local => "local",
+        };
+        println!("==> Starting Serf agent RPC...");
+        println!("==> Serf agent running!");
+        println!("                  Node name: '{}'", self.handle.name());
+        println!("                  Bind addr: '{}'", c.bind);
+        if let Some(a) = c.advertise {
+            println!("             Advertise addr: '{a}'");
+        }
+        println!("                   RPC addr: '{}'", self.rpc.local_addr());
+        println!(
+            "                  Encrypted: {}",
+            c.encrypt_key.is_some() || c.keyring_file.is_some()
+        );
+        println!("                   Snapshot: {}", c.snapshot_path.is_some());
+        println!("                    Profile: {profile}");
+        println!("Message Compression Enabled: {}", c.enable_compression);
+        if let Some(d) = &c.discover {
+            println!("               mDNS cluster: {d}");
+        }
+        println!();
+        println!("==> Log data will now stream in as it occurs:\n");
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::Member { kind, members } => {
+                let name = match kind.as_str() {
+                    "member-join" => "EventMemberJoin",
+                    "member-leave" => "EventMemberLeave",
+                    "member-failed" => "EventMemberFailed",
+                    "member-update" => "EventMemberUpdate",
+                    _ => "EventMemberReap",
+                };
+                for m in members {
+                    self.logger
+                        .info("serf", &format!("{name}: {} {}", m.name, m.addr.ip()));
+                }
+                self.logger
+                    .info("agent", &format!("Received event: {}", kind.as_str()));
+            }
+            Event::User(u) => {
+                self.logger
+                    .info("agent", &format!("Received event: user-event: {}", u.name));
+            }
+            Event::Query(q) => {
+                self.logger
+                    .info("agent", &format!("Received event: query: {}", q.name));
+            }
+            Event::Shutdown { reason } => {
+                self.logger
+                    .err("agent", &format!("the node shut itself down: {reason:?}"));
+            }
+            _ => {}
+        }
+        let lost = self.ctx.events.publish(event);
+        if lost > 0 {
+            self.logger.warn(
+                "agent.ipc",
+                &format!("Dropping event to {lost} RPC stream(s): their buffers are full"),
+            );
+        }
+        if let Some(d) = &mut self.dispatch {
+            let me = self.handle.local_member();
+            d(event, &me);
+        }
+    }
+
+    /// Runs until the agent should exit and returns the process exit code: 0 after a
+    /// graceful leave (SIGINT, SIGTERM with `leave_on_terminate`, or RPC `leave`), 1
+    /// otherwise (Go's `handleSignals`). With `signals` false, only RPC `leave`, a
+    /// failed retry-join or the node's own shutdown end it (for tests).
+    pub async fn run(mut self, signals: bool, reload: Option<Reload>) -> i32 {
+        let (retry_failed_tx, mut retry_failed) = watch::channel(false);
+        let retry = join::spawn_retry_join(
+            self.handle.clone(),
+            self.logger.clone(),
+            self.config.retry_join.clone(),
+            self.config.replay_on_join,
+            self.config.retry_interval,
+            self.config.retry_max_attempts,
+            retry_failed_tx,
+        );
+        let mut sig = Signals::new(signals, &self.logger);
+        let mut shutdown_rx = self.shutdown_rx.clone();
+        let code = loop {
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(e) => self.on_event(&e),
+                    None => break 0,
+                },
+                Ok(()) = shutdown_rx.changed() => {
+                    // An RPC `leave` completed (it already left gracefully).
+                    break 0;
+                }
+                // Disabled (not fired) when no retry-join runs and its sender is gone.
+                Ok(()) = retry_failed.changed() => break 1,
+                s = sig.next() => {
+                    println!("==> Caught signal: {}", s.name());
+                    self.logger.info("agent", &format!("Caught signal: {}", s.name()));
+                    match s {
+                        Signal::Hangup => {
+                            self.reload(reload.as_ref());
+                            continue;
+                        }
+                        Signal::Interrupt if !self.config.skip_leave_on_interrupt => {}
+                        Signal::Terminate if self.config.leave_on_terminate => {}
+                        _ => break 1,
+                    }
+                    println!("==> Gracefully shutting down agent...");
+                    self.logger.info("agent", "requesting graceful leave from Serf");
+                    let leave = self.handle.leave();
+                    tokio::pin!(leave);
+                    break tokio::select! {
+                        r = &mut leave => match r {
+                            Ok(()) => 0,
+                            Err(e) => {
+                                eprintln!("==> Error: {e}");
+                                1
+                            }
+                        },
+                        _ = tokio::time::sleep(GRACEFUL_TIMEOUT) => 1,
+                        _ = sig.next() => 1,
+                    };
+                }
+            }
+        };
+        if let Some(r) = retry {
+            r.abort();
+        }
+        self.logger.info("agent", "requesting serf shutdown");
+        let _ = self.handle.shutdown().await;
+        self.logger.info("agent", "shutdown complete");
+        code
+    }
+
+    fn reload(&mut self, reload: Option<&Reload>) {
+        println!("==> Reloading configuration...");
+        let Some(reload) = reload else {
+            return;
+        };
+        let new = match reload() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("==> Failed to reload configs: {e}");
+                self.logger
+                    .err("agent", &format!("Failed to reload configs: {e}"));
+                return;
+            }
+        };
+        self.logger.set_level(new.log_level);
+        self.logger.info(
+            "agent",
+            &format!("log level now {}", level_name(new.log_level)),
+        );
+        if let Ok(mut h) = self.ctx.event_handlers.lock() {
+            *h = handler_stats(&new.event_handlers);
+        }
+        let mut tags = new.tags.clone();
+        if let Some(role) = &new.role {
+            tags.insert("role".into(), role.clone());
+        }
+        let handle = self.handle.clone();
+        let logger = self.logger.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle.set_tags(tags).await {
+                eprintln!("==> Failed to update tags: {e}");
+                logger.err("agent", &format!("Failed to update tags: {e}"));
+            }
+        });
+        self.config = new;
+    }
+}
+
+/// The signals the agent acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Interrupt,
+    Terminate,
+    Hangup,
+}
+
+impl Signal {
+    /// Go's `os.Signal` names, as its agent prints them.
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "interrupt",
+            Signal::Terminate => "terminated",
+            Signal::Hangup => "hangup",
+        }
+    }
+}
+
+struct Signals {
+    #[cfg(unix)]
+    streams: Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+}
+
+impl Signals {
+    fn new(enabled: bool, logger: &Logger) -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = if enabled {
+                match (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::hangup()),
+                ) {
+                    (Ok(i), Ok(t), Ok(h)) => Some((i, t, h)),
+                    _ => {
+                        logger.err("agent", "could not install signal handlers");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (enabled, logger);
+            Signals {}
+        }
+    }
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        if let Some((i, t, h)) = &mut self.streams {
+            return tokio::select! {
+                _ = i.recv() => Signal::Interrupt,
+                _ = t.recv() => Signal::Terminate,
+                _ = h.recv() => Signal::Hangup,
+            };
+        }
+        std::future::pending().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handler_stats_flatten_filters_as_go() {
+        let s = handler_stats(&["handler.sh".into(), "user:deploy,member-join=./x.sh".into()]);
+        assert_eq!(
+            s,
+            vec![
+                ("*:".to_owned(), "handler.sh".to_owned()),
+                ("user:deploy".to_owned(), "./x.sh".to_owned()),
+                ("member-join:".to_owned(), "./x.sh".to_owned()),
+            ]
+        );
+    }
+}
