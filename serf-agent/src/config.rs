@@ -5,11 +5,78 @@
 //! flags and files, the agent reads it. Field names follow the JSON keys. Defaults are
 //! Go's; `Option` marks a setting whose absence means something (off, or "use the
 //! profile's value").
+//!
+//! The entry points:
+//! - [`parse_agent_args`]: the arguments after `serf agent` (flags and the config files
+//!   they name) into a validated [`AgentConfig`];
+//! - [`serf_config`]: the core's [`serf_proto::serf::Config`] for it (profile, keyring,
+//!   tags, limits, timeouts);
+//! - [`save_tags_file`], [`save_keyring_file`] (and their `load_` twins): the files the
+//!   agent rewrites when tags or keys change at run time;
+//! - [`agent_help`]: the text of `serf agent -h`.
+//!
+//! ```
+//! use serf_agent::config::parse_agent_args;
+//! let args: Vec<String> = ["-node=foo", "-bind", "127.0.0.1:5000", "--tag", "dc=eu"]
+//!     .iter().map(|s| s.to_string()).collect();
+//! let cfg = parse_agent_args(&args).unwrap();
+//! assert_eq!(cfg.node_name, "foo");
+//! assert_eq!(cfg.bind.port(), 5000);
+//! assert_eq!(cfg.tags["dc"], "eu");
+//! let core = serf_agent::config::serf_config(&cfg).unwrap();
+//! assert_eq!(core.tags["dc"], "eu");
+//! ```
 
+mod core;
+mod duration;
+mod file;
+mod flags;
+mod help;
+mod merge;
+mod persist;
+
+use serf_proto::SecretKey;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use self::core::serf_config;
+pub use self::duration::parse_go_duration;
+pub use self::flags::parse_agent_args;
+pub use self::help::agent_help;
+pub use self::persist::{load_keyring_file, load_tags_file, save_keyring_file, save_tags_file};
+
+/// Why `serf agent`'s configuration was refused. Every message names the flag, key or file
+/// at fault and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `-h`, `-help` or `--help` was given: print [`agent_help`] and exit.
+    #[error("help requested (print serf_agent::config::agent_help())")]
+    HelpRequested,
+    /// A command-line flag is unknown, lacks its value or has a bad one.
+    #[error("{0}\nRun `serf agent -h` for the list of flags.")]
+    Flag(String),
+    /// A configuration file could not be read or decoded, or has an unknown key.
+    #[error("Error decoding '{path}': {message}")]
+    File {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong in it.
+        message: String,
+    },
+    /// A file (config, tags, keyring) or directory could not be read or written.
+    #[error("Error reading '{path}': {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The merged settings cannot work together; the message says what to change.
+    #[error("{0}")]
+    Invalid(String),
+}
 
 /// Which memberlist preset the node starts from (`-profile`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,6 +88,27 @@ pub enum Profile {
     Wan,
     /// Loopback: fast probes, for one machine.
     Local,
+}
+
+impl Profile {
+    /// Parses `lan`, `wan` or `local` (any case).
+    pub fn parse(s: &str) -> Option<Profile> {
+        match s.to_ascii_lowercase().as_str() {
+            "lan" => Some(Profile::Lan),
+            "wan" => Some(Profile::Wan),
+            "local" => Some(Profile::Local),
+            _ => None,
+        }
+    }
+
+    /// The profile's name as written in flags and files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Lan => "lan",
+            Profile::Wan => "wan",
+            Profile::Local => "local",
+        }
+    }
 }
 
 /// The agent's log levels, HashiCorp's names (`-log-level`).
@@ -37,6 +125,35 @@ pub enum LogLevel {
     Warn,
     /// `ERR`
     Err,
+}
+
+impl LogLevel {
+    /// Every level, lowest first.
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Err,
+    ];
+
+    /// Parses a level name in any case, as Go does (`info`, `INFO`, ...).
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        LogLevel::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// HashiCorp's spelling: `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERR`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "TRACE",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Err => "ERR",
+        }
+    }
 }
 
 /// mDNS discovery settings (`mdns` in the config file).
@@ -59,7 +176,8 @@ pub struct AgentConfig {
     pub role: Option<String>,
     /// `tags` / `-tag k=v`, merged key by key.
     pub tags: BTreeMap<String, String>,
-    /// `tags_file` / `-tags-file`: JSON map, persisted on `serf tags`; not with `tags`.
+    /// `tags_file` / `-tags-file`: JSON map, persisted on `serf tags`; not with `tags`
+    /// (nor `role`, which becomes a tag). Read by [`serf_config`] when it exists.
     pub tags_file: Option<PathBuf>,
     /// `bind` / `-bind`: UDP and TCP; default `0.0.0.0:7946`. A bare IP takes port 7946.
     pub bind: SocketAddr,
@@ -67,9 +185,11 @@ pub struct AgentConfig {
     pub interface: Option<String>,
     /// `advertise` / `-advertise`: the address others reach us at (NAT).
     pub advertise: Option<SocketAddr>,
-    /// `encrypt_key` / `-encrypt`: one 32-byte key (base64 of 16, 24 or 32 bytes in Go;
-    /// decoded here). Not with `keyring_file`.
-    pub encrypt_key: Option<Vec<u8>>,
+    /// `encrypt_key` / `-encrypt`: one base64 key of 32 bytes (decoded here). Go also
+    /// takes 16 or 24 bytes (AES-128/192); our cipher is XChaCha20-Poly1305, which needs
+    /// 32, so shorter keys are refused with a message pointing at `serf keygen`. Not with
+    /// `keyring_file`.
+    pub encrypt_key: Option<SecretKey>,
     /// `keyring_file` / `-keyring-file`: JSON array of base64 keys, the first primary.
     pub keyring_file: Option<PathBuf>,
     /// `event_handlers` / `-event-handler`: appended across files and flags.
@@ -80,7 +200,8 @@ pub struct AgentConfig {
     pub replay_on_join: bool,
     /// `retry_join` / `-retry-join`: retried in the background.
     pub retry_join: Vec<String>,
-    /// `retry_interval` / `-retry-interval`: default 30 s, at least 1 s.
+    /// `retry_interval` / `-retry-interval`: default 30 s; a shorter value is raised to
+    /// 1 s with a warning, as Go does.
     pub retry_interval: Duration,
     /// `retry_max_attempts` / `-retry-max`: 0 = forever.
     pub retry_max_attempts: u32,
@@ -90,7 +211,9 @@ pub struct AgentConfig {
     pub rpc_addr: SocketAddr,
     /// `rpc_auth`: the token the RPC `auth` command must present.
     pub rpc_auth: Option<String>,
-    /// `protocol` / `-protocol`: default 5.
+    /// `protocol` / `-protocol`: default 5, Go serf's range 2..=5. Accepted so configs and
+    /// scripts keep working; our wire format has its own versioning, so the value does
+    /// not change what is sent.
     pub protocol: u8,
     /// `profile` / `-profile`: default `lan`.
     pub profile: Profile,
@@ -106,9 +229,12 @@ pub struct AgentConfig {
     pub enable_syslog: bool,
     /// `syslog_facility`: default `LOCAL0`.
     pub syslog_facility: String,
-    /// `broadcast_timeout` / `-broadcast-timeout`: default 5 s, at least 1 s.
+    /// `broadcast_timeout` / `-broadcast-timeout`: default 5 s; a shorter value is raised
+    /// to 1 s with a warning, as Go does.
     pub broadcast_timeout: Duration,
-    /// `enable_compression` (`-disable-compression` clears it): default on.
+    /// `enable_compression` (`-disable-compression` clears it): default on. Unlike Go,
+    /// where the flag's default always overwrote the files, `"enable_compression": false`
+    /// in a file takes effect.
     pub enable_compression: bool,
     /// `leave_on_terminate`: SIGTERM leaves gracefully; default false.
     pub leave_on_terminate: bool,
@@ -138,6 +264,10 @@ pub struct AgentConfig {
     pub disable_coordinates: bool,
     /// `validate_node_names`: parsed; Go never passes it to Serf.
     pub validate_node_names: bool,
+    /// What Go prints as `Warning: ...` while reading the configuration (a deprecated
+    /// `role`, a too short `retry_interval` raised to 1 s, `rejoin_after_leave` without
+    /// a snapshot). The agent prints them at start.
+    pub warnings: Vec<String>,
 }
 
 impl Default for AgentConfig {
@@ -185,6 +315,7 @@ impl Default for AgentConfig {
             prometheus_addr: None,
             disable_coordinates: false,
             validate_node_names: false,
+            warnings: Vec::new(),
         }
     }
 }
