@@ -14,7 +14,6 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
-pub mod base64;
 pub mod command;
 pub mod config;
 pub mod handlers;

@@ -2,7 +2,8 @@
 
 use super::flags::{Flag, Kind};
 use super::output::{Json, to_json};
-use super::{RPC_HELP, connect, parse_duration, parse_flags, parse_tags};
+use super::{RPC_HELP, connect, parse_flags, parse_tags};
+use crate::config::parse_go_duration;
 use crate::rpc::client::QueryRequest;
 use crate::rpc::msgpack::{Fields, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,9 +94,9 @@ Options:
     };
     let timeout = match p.value("timeout") {
         None => std::time::Duration::ZERO,
-        Some(t) => match parse_duration(t) {
-            Some(d) => d,
-            None => {
+        Some(t) => match parse_go_duration(t) {
+            Ok(d) => d,
+            Err(_) => {
                 eprintln!("invalid value {t:?} for flag -timeout: parse error");
                 eprintln!("{help}");
                 return 1;

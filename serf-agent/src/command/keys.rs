@@ -3,7 +3,6 @@
 use super::flags::{Flag, Kind};
 use super::output::columnize;
 use super::{RPC_HELP, connect, parse_flags};
-use crate::base64;
 use crate::rpc::messages::KeyReply;
 
 const fn flag(name: &'static str, kind: Kind) -> Flag {
@@ -157,6 +156,7 @@ pub fn keygen(args: &[String]) -> i32 {
         eprintln!("Error reading random data: {e}");
         return 1;
     }
-    println!("{}", base64::encode(&key));
+    use base64::Engine as _;
+    println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
     0
 }

@@ -10,8 +10,7 @@
 
 use super::messages::{self, KeyReply, RequestHeader, ResponseHeader, RpcCoordinate, RpcMember};
 use super::msgpack::{DecodeError, Fields, Limits, Scanner, TypeError, Value, Writer, decode};
-use super::stream::{EventHub, Subscription, parse_filter};
-use crate::base64;
+use super::stream::{EventHub, Subscription};
 use crate::log::{Logger, MonitorGuard, parse_level};
 use serf_driver_tokio::{QueryEvent, SerfHandle};
 use serf_proto::serf::{Event, QueryHandle, QueryParams, Tags};
@@ -518,7 +517,7 @@ impl Connection {
         }
         let mut err = String::new();
         if let Some(path) = &self.ctx.tags_file
-            && let Err(e) = write_tags_file(path, &tags)
+            && let Err(e) = crate::config::save_tags_file(path, &tags)
         {
             err = format!("Failed to write tags file: {e}");
         }
@@ -533,7 +532,7 @@ impl Connection {
     async fn stream(&mut self, seq: u64) -> Result<(), ConnError> {
         let b = self.body().await?;
         let kind = Fields(&b).string("Type")?;
-        let Some(filters) = parse_filter(&kind) else {
+        let Ok(filters) = crate::handlers::parse_event_filter(&kind) else {
             return self.reply(seq, errors::INVALID_FILTER).await;
         };
         if self.streams.contains_key(&seq) {
@@ -747,8 +746,10 @@ impl Connection {
         self.ctx
             .logger
             .info("agent", &format!("{verb} key (on all members)"));
-        let parsed = base64::decode(&key)
-            .ok_or_else(|| "Failed to decode key: illegal base64 data".to_string())
+        use base64::Engine as _;
+        let parsed = base64::engine::general_purpose::STANDARD
+            .decode(&key)
+            .map_err(|e| format!("Failed to decode key: {e}"))
             .and_then(|raw| serf_proto::SecretKey::from_slice(&raw).map_err(|e| e.to_string()));
         let result = match parsed {
             Err(e) => Err(e),
@@ -853,7 +854,13 @@ fn key_reply(
                 keys: list.then(|| {
                     r.keys
                         .iter()
-                        .map(|(k, n)| (base64::encode(k), *n as i64))
+                        .map(|(k, n)| {
+                            use base64::Engine as _;
+                            (
+                                base64::engine::general_purpose::STANDARD.encode(k),
+                                *n as i64,
+                            )
+                        })
                         .collect()
                 }),
                 num_nodes: r.num_nodes as i64,
@@ -909,14 +916,6 @@ pub async fn resolve(addr: &str) -> std::io::Result<Vec<SocketAddr>> {
         format!("{addr}:7946")
     };
     Ok(tokio::net::lookup_host(with_port).await?.collect())
-}
-
-/// Writes the tags file (a JSON map), replacing it atomically.
-pub fn write_tags_file(path: &std::path::Path, tags: &Tags) -> std::io::Result<()> {
-    let json = serde_json::to_string_pretty(tags).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, json)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// The five sections of Go's `Stats()` (go-serf-agent.md §1.3).

@@ -1,6 +1,7 @@
-//! Event streams: the RPC's `stream {Type}` filter (Go's `ParseEventFilter`, shared with
-//! event handlers) and the hub that fans the agent's events out to every stream.
+//! The hub that fans the agent's events out to every RPC `stream`, each with its filter
+//! (Go's `ParseEventFilter`, shared with event handlers: [`crate::handlers`]).
 
+use crate::handlers::EventFilter;
 use serf_proto::serf::Event;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -8,60 +9,6 @@ use tokio::sync::mpsc;
 
 /// Events queued per stream before new ones are dropped (Go's 512-entry event stream).
 pub const STREAM_BUFFER: usize = 512;
-
-/// One term of a filter: an event type, and for `user` and `query` an optional name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventFilter {
-    /// `member-join` … `member-reap`, `user`, `query` or `*`.
-    pub event: String,
-    /// For `user:NAME` and `query:NAME`.
-    pub name: String,
-}
-
-const VALID: [&str; 8] = [
-    "member-join",
-    "member-leave",
-    "member-failed",
-    "member-update",
-    "member-reap",
-    "user",
-    "query",
-    "*",
-];
-
-/// Parses `type[:name],…` (empty means `*`); `None` if a type is not one of Go's.
-pub fn parse_filter(spec: &str) -> Option<Vec<EventFilter>> {
-    let spec = if spec.is_empty() { "*" } else { spec };
-    spec.split(',')
-        .map(|term| {
-            let (event, name) = if let Some(n) = term.strip_prefix("user:") {
-                ("user", n)
-            } else if let Some(n) = term.strip_prefix("query:") {
-                ("query", n)
-            } else {
-                (term, "")
-            };
-            VALID.contains(&event).then(|| EventFilter {
-                event: event.to_owned(),
-                name: name.to_owned(),
-            })
-        })
-        .collect()
-}
-
-/// Whether any term of `filters` takes `event` (Go's `EventFilter.Invoke`).
-pub fn matches(filters: &[EventFilter], event: &Event) -> bool {
-    let (kind, name) = match event {
-        Event::Member { kind, .. } => (kind.as_str(), None),
-        Event::User(u) => ("user", Some(u.name.as_str())),
-        Event::Query(q) => ("query", Some(q.name.as_str())),
-        _ => return false,
-    };
-    filters.iter().any(|f| {
-        f.event == "*"
-            || (f.event == kind && (f.name.is_empty() || name.is_some_and(|n| n == f.name)))
-    })
-}
 
 struct Subscriber {
     id: u64,
@@ -126,7 +73,9 @@ impl EventHub {
         let mut lost = 0;
         if let Ok(subs) = self.subscribers.lock() {
             for s in subs.iter() {
-                if matches(&s.filters, event) && s.tx.try_send(event.clone()).is_err() {
+                if s.filters.iter().any(|f| f.matches(event))
+                    && s.tx.try_send(event.clone()).is_err()
+                {
                     lost += 1;
                 }
             }
@@ -155,7 +104,7 @@ impl EventHub {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use serf_proto::serf::{MemberEventKind, UserEvent};
+    use serf_proto::serf::UserEvent;
 
     fn user(name: &str) -> Event {
         Event::User(UserEvent {
@@ -167,27 +116,9 @@ mod tests {
     }
 
     #[test]
-    fn filters_follow_go() {
-        assert_eq!(parse_filter("").unwrap()[0].event, "*");
-        assert!(parse_filter("member-join,user:deploy").is_some());
-        assert!(parse_filter("bogus").is_none());
-        assert!(parse_filter("member-join,").is_none());
-        let f = parse_filter("user:deploy").unwrap();
-        assert!(matches(&f, &user("deploy")));
-        assert!(!matches(&f, &user("other")));
-        let joins = parse_filter("member-join").unwrap();
-        let ev = Event::Member {
-            kind: MemberEventKind::Join,
-            members: vec![],
-        };
-        assert!(matches(&joins, &ev));
-        assert!(!matches(&joins, &user("x")));
-    }
-
-    #[test]
     fn a_full_stream_loses_events_without_blocking() {
         let hub = EventHub::new();
-        let (_sub, _rx) = hub.subscribe(parse_filter("*").unwrap());
+        let (_sub, _rx) = hub.subscribe(crate::handlers::parse_event_filter("*").unwrap());
         for _ in 0..STREAM_BUFFER + 3 {
             hub.publish(&user("x"));
         }
