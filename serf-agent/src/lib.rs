@@ -10,7 +10,8 @@
 //! - [`rpc`]: HashiCorp's RPC protocol, server and client;
 //! - [`command`]: the client commands (`members`, `event`, `query`, …);
 //! - [`agent`]: the running agent that ties them together;
-//! - [`log`]: HashiCorp's log line format, the ring `serf monitor` replays.
+//! - [`log`]: HashiCorp's log line format, the ring `serf monitor` replays;
+//! - [`telemetry`]: metrics for Prometheus, statsd and statsite.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -19,3 +20,4 @@ pub mod config;
 pub mod handlers;
 pub mod log;
 pub mod rpc;
+pub mod telemetry;
