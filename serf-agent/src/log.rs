@@ -155,6 +155,13 @@ impl Logger {
         }
     }
 
+    /// Logs a line that already names its module (`"agent: …"`), as the handlers and
+    /// exporters write them.
+    pub fn log_line(&self, level: LogLevel, line: &str) {
+        let (module, message) = line.split_once(": ").unwrap_or(("agent", line));
+        self.log(level, module, message);
+    }
+
     /// `[INFO]`
     pub fn info(&self, module: &str, message: &str) {
         self.log(LogLevel::Info, module, message);

@@ -17,12 +17,14 @@
 mod join;
 
 use crate::config::{AgentConfig, Profile};
+use crate::handlers::{HandlerError, HandlerOptions, Handlers, SelfInfo};
 use crate::log::{Logger, level_name};
 use crate::rpc::server::{RpcContext, RpcServer};
 use crate::rpc::stream::EventHub;
 use serf_driver_tokio::{Builder, Events, SerfHandle, StartError};
-use serf_proto::serf::{Event, Member};
+use serf_proto::serf::Event;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -56,14 +58,21 @@ pub enum AgentError {
     /// The node name is empty and the host name could not be read.
     #[error("Error determining hostname: {0}; set one with -node")]
     NodeName(String),
+    /// An event handler spec is invalid.
+    #[error("{0}")]
+    Handler(#[from] HandlerError),
+    /// A metrics exporter could not start.
+    #[error("Failed to start the metrics exporter on {addr}: {source}")]
+    Telemetry {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// Re-reads the configuration on SIGHUP (the same flags and files as at start).
 pub type Reload = Box<dyn Fn() -> Result<AgentConfig, String> + Send>;
-
-/// Receives every event the agent sees, in order (the event handlers). It must not
-/// block: handlers run their scripts elsewhere.
-pub type Dispatch = Box<dyn FnMut(&Event, &Member) + Send>;
 
 /// A started agent.
 pub struct Agent {
@@ -74,7 +83,17 @@ pub struct Agent {
     rpc: RpcServer,
     ctx: Arc<RpcContext>,
     shutdown_rx: watch::Receiver<bool>,
-    dispatch: Option<Dispatch>,
+    handlers: Handlers,
+    /// Metrics exporters; they stop when the agent is dropped.
+    _telemetry: Telemetry,
+}
+
+/// The exporters that run (each optional).
+#[derive(Default)]
+struct Telemetry {
+    _prometheus: Option<crate::telemetry::PrometheusServer>,
+    _statsd: Option<crate::telemetry::PushSink>,
+    _statsite: Option<crate::telemetry::PushSink>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -173,6 +192,32 @@ impl Agent {
                 handle.local_addr()
             ),
         );
+        let respond_handle = handle.clone();
+        let respond_log = logger.clone();
+        let log = logger.clone();
+        let handlers = match Handlers::with_options(
+            &config.event_handlers,
+            // Handler output answers the query; the send happens on the node's task.
+            Arc::new(move |query, payload| {
+                let (h, log) = (respond_handle.clone(), respond_log.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = h.respond(query, payload).await {
+                        log.warn("agent", &format!("failed to respond to query: {e}"));
+                    }
+                });
+            }),
+            Arc::new(move |level, line| log.log_line(level, &line)),
+            HandlerOptions {
+                response_size_limit: config.query_response_size_limit,
+                ..HandlerOptions::default()
+            },
+        ) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = handle.shutdown().await;
+                return Err(e.into());
+            }
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(RpcContext {
             handle: handle.clone(),
@@ -183,6 +228,7 @@ impl Agent {
             tags_file: config.tags_file.clone(),
             shutdown,
             max_connections: MAX_RPC_CONNECTIONS,
+            clients: Arc::new(AtomicUsize::new(0)),
             limits: Default::default(),
         });
         let rpc = match RpcServer::bind(config.rpc_addr, ctx.clone()).await {
@@ -195,6 +241,13 @@ impl Agent {
                 });
             }
         };
+        let telemetry = match start_telemetry(&config, &handle, &handlers, &ctx, &logger).await {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = handle.shutdown().await;
+                return Err(e);
+            }
+        };
         let agent = Agent {
             config,
             handle,
@@ -203,7 +256,8 @@ impl Agent {
             rpc,
             ctx,
             shutdown_rx,
-            dispatch: None,
+            handlers,
+            _telemetry: telemetry,
         };
         if !agent.config.start_join.is_empty() {
             println!(
@@ -240,9 +294,9 @@ impl Agent {
         &self.logger
     }
 
-    /// Sends every event, in order, to `dispatch` as well as to the RPC streams.
-    pub fn set_dispatch(&mut self, dispatch: Dispatch) {
-        self.dispatch = Some(dispatch);
+    /// The event handlers.
+    pub fn handlers(&self) -> &Handlers {
+        &self.handlers
     }
 
     /// Prints Go's start-up banner to stdout.
@@ -313,10 +367,14 @@ impl Agent {
                 &format!("Dropping event to {lost} RPC stream(s): their buffers are full"),
             );
         }
-        if let Some(d) = &mut self.dispatch {
-            let me = self.handle.local_member();
-            d(event, &me);
-        }
+        let me = self.handle.local_member();
+        self.handlers.dispatch(
+            event,
+            &SelfInfo {
+                name: me.name.as_str().to_owned(),
+                tags: (*me.tags).clone(),
+            },
+        );
     }
 
     /// Runs until the agent should exit and returns the process exit code: 0 after a
@@ -406,8 +464,17 @@ impl Agent {
             "agent",
             &format!("log level now {}", level_name(new.log_level)),
         );
-        if let Ok(mut h) = self.ctx.event_handlers.lock() {
-            *h = handler_stats(&new.event_handlers);
+        match self.handlers.reload(&new.event_handlers) {
+            Ok(()) => {
+                if let Ok(mut h) = self.ctx.event_handlers.lock() {
+                    *h = handler_stats(&new.event_handlers);
+                }
+            }
+            Err(e) => {
+                eprintln!("==> {e}");
+                self.logger
+                    .err("agent", &format!("keeping the old event handlers: {e}"));
+            }
         }
         let mut tags = new.tags.clone();
         if let Some(role) = &new.role {
@@ -423,6 +490,65 @@ impl Agent {
         });
         self.config = new;
     }
+}
+
+/// Starts the exporters the configuration asks for: Prometheus over HTTP, statsd, statsite.
+async fn start_telemetry(
+    config: &AgentConfig,
+    handle: &SerfHandle,
+    handlers: &Handlers,
+    ctx: &Arc<RpcContext>,
+    logger: &Logger,
+) -> Result<Telemetry, AgentError> {
+    use crate::telemetry::{Collect, Snapshot, serve_prometheus, spawn_statsd, spawn_statsite};
+    let mut t = Telemetry::default();
+    if config.prometheus_addr.is_none()
+        && config.statsd_addr.is_none()
+        && config.statsite_addr.is_none()
+    {
+        return Ok(t);
+    }
+    let (node, hs, clients) = (handle.clone(), handlers.clone(), ctx.clients.clone());
+    let collect: Collect = Arc::new(move || {
+        let (node, hs, clients) = (node.clone(), hs.clone(), clients.clone());
+        Box::pin(async move {
+            let mut s = Snapshot::from_node(&node).await.unwrap_or_default();
+            s.handlers = hs.stats();
+            s.rpc_clients = clients.load(Relaxed) as u64;
+            s
+        })
+    });
+    if let Some(addr) = config.prometheus_addr {
+        let server = serve_prometheus(addr, collect.clone())
+            .await
+            .map_err(|source| AgentError::Telemetry { addr, source })?;
+        logger.info(
+            "agent",
+            &format!(
+                "Prometheus metrics at http://{}/metrics",
+                server.local_addr()
+            ),
+        );
+        t._prometheus = Some(server);
+    }
+    let log = {
+        let logger = logger.clone();
+        Arc::new(move |level, line: String| logger.log_line(level, &line))
+    };
+    // Go's go-metrics sinks flush every 10 s.
+    let interval = Duration::from_secs(10);
+    if let Some(addr) = &config.statsd_addr {
+        t._statsd = Some(spawn_statsd(
+            addr.clone(),
+            interval,
+            collect.clone(),
+            log.clone(),
+        ));
+    }
+    if let Some(addr) = &config.statsite_addr {
+        t._statsite = Some(spawn_statsite(addr.clone(), interval, collect, log));
+    }
+    Ok(t)
 }
 
 /// The signals the agent acts on.

@@ -79,6 +79,8 @@ pub struct RpcContext {
     pub shutdown: watch::Sender<bool>,
     /// The most connections served at once; more are closed at once (logged).
     pub max_connections: usize,
+    /// Connections open now (a metric).
+    pub clients: Arc<AtomicUsize>,
     /// Bounds on every value read.
     pub limits: Limits,
 }
@@ -113,7 +115,7 @@ impl Drop for RpcServer {
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<RpcContext>) {
-    let open = Arc::new(AtomicUsize::new(0));
+    let open = ctx.clients.clone();
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
