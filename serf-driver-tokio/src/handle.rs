@@ -178,11 +178,48 @@ pub struct SerfHandle {
     pub(crate) addr: SocketAddr,
     pub(crate) name: Name,
     pub(crate) done: watch::Receiver<bool>,
+    pub(crate) logs: tokio::sync::broadcast::Sender<serf_proto::log::LogRecord>,
 }
 
 impl SerfHandle {
     async fn send(&self, cmd: Command) -> Result<(), Error> {
         self.commands.send(cmd).await.map_err(|_| Error::Shutdown)
+    }
+
+    /// A stream of the node's log records from now on: what Go's memberlist and serf would
+    /// log (suspicions, failures, refutations, member events, …), at or above the level
+    /// set by `Config::memberlist.log_level` or [`SerfHandle::set_log_level`]. Every
+    /// record also goes to `tracing` (targets `serf::memberlist` and `serf::serf`).
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, _) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let (b, _) = Builder::new("b").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let mut logs = a.logs();
+    /// b.join(&[a.local_addr()], false).await?;
+    /// // Go's line, without the timestamp: `[INFO] serf: EventMemberJoin: b 127.0.0.1`.
+    /// while let Some(record) = logs.recv().await {
+    ///     if record.to_string() == "[INFO] serf: EventMemberJoin: b 127.0.0.1" {
+    ///         break;
+    ///     }
+    /// }
+    /// # a.shutdown().await?; b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn logs(&self) -> crate::LogStream {
+        crate::LogStream {
+            rx: self.logs.subscribe(),
+            missed: 0,
+        }
+    }
+
+    /// Changes the least important level of log record the node keeps (`None`: none).
+    pub async fn set_log_level(&self, level: Option<serf_proto::log::Level>) -> Result<(), Error> {
+        self.call(move |s, _| s.set_log_level(level)).await
     }
 
     /// Runs `f` on the core and returns its result.

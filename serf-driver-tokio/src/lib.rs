@@ -45,6 +45,7 @@
 
 mod error;
 mod handle;
+mod logs;
 mod metrics;
 pub mod snapshot;
 mod stream;
@@ -52,6 +53,7 @@ mod task;
 
 pub use error::{Error, StartError};
 pub use handle::{Events, Members, QueryEvent, QueryStream, SerfHandle};
+pub use logs::{LOG_STREAM_CAPACITY, LogStream};
 pub use metrics::{DriverMetrics, DriverStats};
 
 use serf_proto::Serf;
@@ -211,6 +213,7 @@ impl Builder {
         let (stream_tx, stream_rx) = mpsc::channel(1024);
         let (done_tx, done_rx) = watch::channel(false);
         let metrics = Arc::new(DriverMetrics::default());
+        let (logs_tx, _) = tokio::sync::broadcast::channel(logs::LOG_STREAM_CAPACITY);
         let shared = stream::StreamShared {
             events: stream_tx,
             budget: Arc::new(Semaphore::new(self.frame_budget)),
@@ -230,6 +233,7 @@ impl Builder {
             stream_shared: shared,
             stream_events: stream_rx,
             snapshot: snapshot_writer,
+            logs: logs_tx.clone(),
         };
         tokio::spawn(async move {
             task.run().await;
@@ -242,6 +246,7 @@ impl Builder {
             addr: advertise,
             name,
             done: done_rx,
+            logs: logs_tx,
         };
         Ok((handle, Events { rx: event_rx }))
     }

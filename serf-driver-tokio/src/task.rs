@@ -81,6 +81,7 @@ pub(crate) struct Task {
     pub stream_shared: StreamShared,
     pub stream_events: mpsc::Receiver<(StreamId, StreamMsg)>,
     pub snapshot: Option<crate::snapshot::Writer>,
+    pub logs: tokio::sync::broadcast::Sender<serf_proto::log::LogRecord>,
 }
 
 /// Per-run state of the task.
@@ -322,6 +323,9 @@ impl Task {
                         if let Some(w) = &self.snapshot {
                             w.append(record);
                         }
+                    }
+                    while let Some(record) = self.serf.poll_log() {
+                        crate::logs::route(&self.logs, record);
                     }
                     if run.failed.is_empty() {
                         break;

@@ -209,7 +209,13 @@ impl Node {
                     self.conns.remove(&id);
                 }
                 Output::Event(e) => events.push(e),
-                Output::Timeout(_) => return events,
+                Output::Timeout(_) => {
+                    // What Go would log, e.g. `[INFO] memberlist: Suspect b has failed`.
+                    while let Some(record) = self.serf.poll_log() {
+                        eprintln!("{} {record}", self.serf.local_name());
+                    }
+                    return events;
+                }
             }
         }
     }

@@ -39,6 +39,11 @@
 //!   them to the snapshot file in order. The core never drops them, and unlike
 //!   application events a driver must not either. `poll_persist` documents the file's
 //!   flush and compaction policy.
+//! - **Log records** ([`log::LogRecord`]): what Go's memberlist and serf would log, in
+//!   their wording, with a level and the `now` that caused it. Take them with
+//!   [`Serf::poll_log`] when a drain ends and route them to a logger; at most 1,024 wait,
+//!   the oldest dropped and counted. `memberlist::Config::log_level` (default INFO) picks
+//!   what is recorded; recording never changes the protocol.
 //! - **Counters**: [`Metrics`] (and [`serf::SerfMetrics`] for the Serf layer) count
 //!   what the core did and shed. Export them with `iter()`, which lists every counter
 //!   by name with its doc as help text, so an exporter never misses a new one.
@@ -181,6 +186,7 @@
 #![deny(missing_docs)]
 
 pub mod framing;
+pub mod log;
 pub mod memberlist;
 pub mod metrics;
 pub mod name;

@@ -147,6 +147,9 @@ pub struct Metrics {
     pub streams_unknown: u64,
     /// Messages too large to send (over `max_stream_frame`).
     pub messages_too_large: u64,
+    /// Log records dropped, oldest first, because the driver did not take them with
+    /// `poll_log` before 1,024 were waiting.
+    pub logs_dropped: u64,
 }
 }
 

@@ -27,6 +27,14 @@ impl Serialize for SecretKey {
     }
 }
 
+/// Serializes a value by its `Display` text (error reasons in log records).
+pub(crate) fn display<T: core::fmt::Display, S: Serializer>(
+    v: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
 /// Serializes a map keyed by key bytes with each key as a base64 string.
 pub(crate) fn key_map<S: Serializer>(
     map: &BTreeMap<[u8; 32], usize>,

@@ -202,6 +202,10 @@ impl ConfigOverrides {
             Profile::Wan => Config::wan(),
             Profile::Local => Config::local(),
         };
+        // Thousands of nodes: no log records kept (the report reads the protocol's events
+        // and counters instead). Records never change the protocol, so this cannot change
+        // a run.
+        c.log_level = None;
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }

@@ -1,6 +1,7 @@
 //! Configuration of the memberlist layer, with the LAN, WAN and Local presets of Go
 //! memberlist (`config.go`, `DefaultLANConfig` and friends).
 
+use crate::log::Level;
 use crate::transform::{Checksum, Compressor, Keyring};
 use core::time::Duration;
 
@@ -92,6 +93,10 @@ pub struct Config {
     /// ran it before Lifeguard (a fixed suspicion timeout at the formula's minimum), for
     /// comparison in simulations.
     pub lifeguard: bool,
+    /// The least important [`LogRecord`](crate::log::LogRecord) kept for `poll_log`;
+    /// `None` records nothing. Default [`Level::Info`], HashiCorp's default log level.
+    /// Changed at run time with `set_log_level`.
+    pub log_level: Option<Level>,
 }
 
 impl Default for Config {
@@ -135,6 +140,7 @@ impl Config {
             leave_timeout: Duration::from_secs(5),
             delegate_versions: [0, 0, 0],
             lifeguard: true,
+            log_level: Some(Level::Info),
         }
     }
 

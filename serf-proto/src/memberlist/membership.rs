@@ -7,6 +7,7 @@ use super::state::{Entry, Meta, NEVER, Node, NodeState};
 use super::suspicion::{self, Suspicion};
 use super::timers::Timer;
 use super::{Delegate, Event, Memberlist, OutMsg, Pending};
+use crate::log::LogMessage;
 use crate::name::Name;
 use crate::time::Instant;
 use crate::wire::{Alive, Dead, PushPull, Suspect, WireMessage, WireState};
@@ -77,6 +78,16 @@ impl<D: Delegate> Memberlist<D> {
                         address_update = true;
                     } else {
                         self.metrics.conflicts += 1;
+                        let (node, mine) = (e.node.name.clone(), e.node.addr());
+                        self.log(
+                            now,
+                            LogMessage::ConflictingAddress {
+                                node,
+                                mine,
+                                theirs: a.addr,
+                            },
+                        );
+                        let e = self.members.at(i);
                         let other = Node {
                             name: Name::from_str_unchecked(a.node),
                             addr: a.addr.into(),
@@ -143,7 +154,7 @@ impl<D: Delegate> Memberlist<D> {
             if a.incarnation == e.node.incarnation && !meta_changed && a.versions == self.versions {
                 return;
             }
-            self.refute(now, a.incarnation);
+            self.refute(now, a.incarnation, "alive", None);
             return;
         }
 
@@ -245,7 +256,7 @@ impl<D: Delegate> Memberlist<D> {
             return;
         }
         if s.node == self.name.as_str() {
-            self.refute(now, s.incarnation);
+            self.refute(now, s.incarnation, "suspect", Some(s.from));
             return;
         }
         self.broadcast_about(s.node, s.to_vec(), None);
@@ -302,6 +313,15 @@ impl<D: Delegate> Memberlist<D> {
             self.metrics.suspicions_degraded += 1;
         }
         self.metrics.deaths_declared += 1;
+        let confirmations = susp.confirmations;
+        self.log(
+            now,
+            LogMessage::MarkedDead {
+                node: name.clone(),
+                confirmations,
+            },
+        );
+        let e = self.members.at(i);
         let incarnation = e.node.incarnation;
         let me = self.name.clone();
         self.handle_dead(
@@ -334,7 +354,7 @@ impl<D: Delegate> Memberlist<D> {
         let mut notify = None;
         if d.node == self.name.as_str() {
             if !self.left {
-                self.refute(now, d.incarnation);
+                self.refute(now, d.incarnation, "dead", Some(d.from));
                 return;
             }
             // Our own leave: report completion once this broadcast has gone out.
@@ -355,7 +375,13 @@ impl<D: Delegate> Memberlist<D> {
 
     /// Someone accuses us: announce a higher incarnation (Go: `refute`). Having to refute
     /// is also a sign we may be slow, so our health score worsens.
-    pub(crate) fn refute(&mut self, now: Instant, accused: u32) {
+    pub(crate) fn refute(
+        &mut self,
+        now: Instant,
+        accused: u32,
+        about: &'static str,
+        from: Option<&str>,
+    ) {
         // Saturating: accusations were checked for plausibility, so the end of the range is
         // out of reach in practice.
         let inc = self
@@ -365,6 +391,17 @@ impl<D: Delegate> Memberlist<D> {
         self.incarnation = inc;
         self.awareness.apply(1);
         self.metrics.refutes += 1;
+        if self.logs_enabled(LogMessage::REFUTING_LEVEL) {
+            let from = from.map(Name::from_str_unchecked);
+            self.log(
+                now,
+                LogMessage::Refuting {
+                    about,
+                    from,
+                    incarnation: inc,
+                },
+            );
+        }
         if let Some(i) = self.members.find(&self.name) {
             self.members.at_mut(i).node.incarnation = inc;
             self.members.set_state(i, NodeState::Alive, now);

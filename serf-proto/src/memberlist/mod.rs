@@ -38,6 +38,7 @@ pub use config::{Config, ConfigError, MAX_PACKET_SIZE, MIN_PACKET_SIZE, MIN_PERI
 pub use delegate::{Candidate, Delegate, Event, JoinError, JoinId, NoDelegate};
 pub use state::{Node, NodeState};
 
+use crate::log::{Level, LogMessage, LogQueue, LogRecord};
 use crate::metrics::Metrics;
 use crate::name::Name;
 use crate::output::{Output, StreamEvent, StreamId};
@@ -187,6 +188,7 @@ pub struct Memberlist<D: Delegate = NoDelegate> {
     shutdown: bool,
     scratch: Scratch,
     metrics: Metrics,
+    logs: LogQueue,
 }
 
 impl Memberlist<NoDelegate> {
@@ -275,6 +277,7 @@ impl<D: Delegate> Memberlist<D> {
             shutdown: false,
             scratch: Scratch::default(),
             metrics: Metrics::default(),
+            logs: LogQueue::new(config.log_level),
             rng,
             config,
         };
@@ -358,6 +361,34 @@ impl<D: Delegate> Memberlist<D> {
     /// The counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Takes the oldest waiting log record (see [`crate::log`]). Call it until `None`
+    /// after each drain; it never affects the protocol.
+    pub fn poll_log(&mut self) -> Option<LogRecord> {
+        self.logs.pop()
+    }
+
+    /// Changes the least important level recorded (`None`: record nothing).
+    pub fn set_log_level(&mut self, level: Option<Level>) {
+        self.logs.set_level(level);
+    }
+
+    /// Whether a record of `level` would be kept: ask before building a costly message.
+    pub(crate) fn logs_enabled(&self, level: Level) -> bool {
+        self.logs.enabled(level)
+    }
+
+    /// Records `message` at `now`, dropping the oldest record if the queue is full.
+    pub(crate) fn log(&mut self, now: Instant, message: LogMessage) {
+        let before = self.logs.dropped;
+        self.logs.push(now, message);
+        self.metrics.logs_dropped += self.logs.dropped - before;
+    }
+
+    /// When the oldest waiting record was made, so the Serf layer can interleave its own.
+    pub(crate) fn next_log_at(&self) -> Option<Instant> {
+        self.logs.peek_at()
     }
 
     /// The configuration.
@@ -615,7 +646,10 @@ impl<D: Delegate> Memberlist<D> {
             .open(data, &mut open, packets::MAX_DATAGRAM_BODY)
         {
             Ok(body) => self.handle_body(now, from, body),
-            Err(e) => self.metrics.count_transform_error(e),
+            Err(e) => {
+                self.metrics.count_transform_error(e);
+                self.log(now, LogMessage::PacketRefused { from, reason: e });
+            }
         }
         self.scratch.open = open;
     }

@@ -12,6 +12,7 @@
 
 use super::timers::Timer;
 use super::{Delegate, Event, Memberlist, NodeState, OutMsg, Pending};
+use crate::log::LogMessage;
 use crate::name::Name;
 use crate::time::Instant;
 use crate::wire::{Ack, IndirectPing, Nack, Ping, Suspect, WireMessage};
@@ -135,6 +136,12 @@ impl<D: Delegate> Memberlist<D> {
         }
         let (target, target_addr) = (p.target.clone(), p.target_addr);
         let window_end = p.started + self.awareness.scale(self.config.probe_interval);
+        self.log(
+            now,
+            LogMessage::ProbeTimedOut {
+                node: target.clone(),
+            },
+        );
         // Ask for nacks early enough to arrive within our window: Go's intermediaries wait a
         // full probe_timeout, which with LAN defaults (500 ms into a 1 s window) always lands
         // after the window, so every probe of a dead member wrongly raised our health score.
@@ -208,6 +215,8 @@ impl<D: Delegate> Memberlist<D> {
             // "Was able to connect over TCP but UDP probes failed": the network may be
             // misconfigured, but the member is alive.
             self.metrics.probes_stream_only += 1;
+            let node = p.target.clone();
+            self.log(now, LogMessage::UdpProbesFailing { node });
             self.finish_probe(now, -1);
             return;
         }
@@ -220,6 +229,12 @@ impl<D: Delegate> Memberlist<D> {
         };
         let (target, incarnation) = (p.target.clone(), p.incarnation);
         self.metrics.probes_failed += 1;
+        self.log(
+            now,
+            LogMessage::SuspectNoAck {
+                node: target.clone(),
+            },
+        );
         let me = self.name.clone();
         self.handle_suspect(
             now,

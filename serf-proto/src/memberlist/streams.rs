@@ -19,6 +19,7 @@ use super::delegate::{Candidate, JoinError};
 use super::state::NodeState;
 use super::timers::Timer;
 use super::{Delegate, Event, JoinId, Memberlist, Pending};
+use crate::log::LogMessage;
 use crate::name::Name;
 use crate::output::StreamEvent;
 use crate::time::Instant;
@@ -207,6 +208,7 @@ impl<D: Delegate> Memberlist<D> {
         match self.seal_frame(&body) {
             Some(frame) => self.pending.push_back(Pending::Frame { id, frame }),
             None => self.fail_stream(
+                now,
                 id,
                 JoinError::BadAnswer("local state too large".into()),
                 false,
@@ -241,7 +243,7 @@ impl<D: Delegate> Memberlist<D> {
                     Ok(body) => self.handle_frame(now, id, peer, kind, body),
                     Err(e) => {
                         self.metrics.count_transform_error(e);
-                        self.fail_stream(id, JoinError::BadAnswer(e.to_string()), false);
+                        self.fail_stream(now, id, JoinError::BadAnswer(e.to_string()), false);
                     }
                 }
                 self.scratch.open = open;
@@ -252,18 +254,18 @@ impl<D: Delegate> Memberlist<D> {
                 match (kind, event) {
                     (StreamKind::Inbound, StreamEvent::Closed) => self.close_stream(id),
                     (StreamKind::Inbound, _) => self.abort_stream(id),
-                    _ => self.fail_stream(id, JoinError::Unreachable, false),
+                    _ => self.fail_stream(now, id, JoinError::Unreachable, false),
                 }
             }
         }
     }
 
-    pub(crate) fn on_stream_timeout(&mut self, _now: Instant, id: u64) {
+    pub(crate) fn on_stream_timeout(&mut self, now: Instant, id: u64) {
         match self.streams.get(&id) {
             // Not confirmed by its deadline: the message is as good as lost. The driver
             // closed it already; nothing more to ask.
             Some(s) if s.closing => self.send_failed(id),
-            Some(_) => self.fail_stream(id, JoinError::Timeout, false),
+            Some(_) => self.fail_stream(now, id, JoinError::Timeout, false),
             None => {}
         }
     }
@@ -290,12 +292,29 @@ impl<D: Delegate> Memberlist<D> {
     /// Ends a stream that did not complete, and reports it to its join if any. With
     /// `flush`, what is queued (an error reply to the peer) is written before the close;
     /// otherwise the stream is aborted.
-    fn fail_stream(&mut self, id: u64, why: JoinError, flush: bool) {
+    fn fail_stream(&mut self, now: Instant, id: u64, why: JoinError, flush: bool) {
         let Some(s) = self.streams.get(&id) else {
             return;
         };
         let (peer, kind) = (s.peer, s.kind);
         self.metrics.streams_failed += 1;
+        match kind {
+            StreamKind::PushPull { join: Some(_) } => self.log(
+                now,
+                LogMessage::JoinFailed {
+                    addr: peer,
+                    reason: why.clone(),
+                },
+            ),
+            StreamKind::PushPull { join: None } => self.log(
+                now,
+                LogMessage::PushPullFailed {
+                    addr: peer,
+                    reason: why.clone(),
+                },
+            ),
+            _ => {}
+        }
         if flush {
             self.close_stream(id);
         } else {
@@ -341,6 +360,7 @@ impl<D: Delegate> Memberlist<D> {
                 self.metrics.messages_unknown += 1;
                 self.reply_error(id, "unknown message type");
                 self.fail_stream(
+                    now,
                     id,
                     JoinError::BadAnswer("unknown message type".into()),
                     true,
@@ -350,18 +370,18 @@ impl<D: Delegate> Memberlist<D> {
             Some(Err(e)) => {
                 self.metrics.messages_malformed += 1;
                 self.reply_error(id, "malformed message");
-                self.fail_stream(id, JoinError::BadAnswer(e.to_string()), true);
+                self.fail_stream(now, id, JoinError::BadAnswer(e.to_string()), true);
                 return;
             }
             None => {
                 self.metrics.messages_malformed += 1;
-                self.fail_stream(id, JoinError::BadAnswer("empty frame".into()), false);
+                self.fail_stream(now, id, JoinError::BadAnswer("empty frame".into()), false);
                 return;
             }
         };
         match (kind, msg) {
             (StreamKind::PushPull { join }, Message::PushPull(pp)) => {
-                let ok = self.complete_push_pull(now, &pp, join.is_some(), true);
+                let ok = self.complete_push_pull(now, peer, &pp, join.is_some(), true);
                 match (ok, join) {
                     (Ok(()), Some(j)) => {
                         if let Some(js) = self.joins.get_mut(&j) {
@@ -372,13 +392,13 @@ impl<D: Delegate> Memberlist<D> {
                         self.finish_join_if_done(j);
                     }
                     (Ok(()), None) => self.close_stream(id),
-                    (Err(why), _) => self.fail_stream(id, JoinError::MergeRefused(why), false),
+                    (Err(why), _) => self.fail_stream(now, id, JoinError::MergeRefused(why), false),
                 }
             }
             (StreamKind::PushPull { .. }, Message::Error(e)) => {
                 // The peer answered and closes: an orderly end of a failed exchange.
                 let why = JoinError::Remote(e.message.to_string());
-                self.fail_stream(id, why, true);
+                self.fail_stream(now, id, why, true);
             }
             (StreamKind::Ping { seq }, Message::Ack(a)) => {
                 if a.seq == seq {
@@ -393,7 +413,7 @@ impl<D: Delegate> Memberlist<D> {
                     self.pending.push_back(Pending::Frame { id, frame });
                 }
                 // A refusal is counted where the merge hook refused.
-                let _ = self.complete_push_pull(now, &pp, pp.join, false);
+                let _ = self.complete_push_pull(now, peer, &pp, pp.join, false);
                 self.close_stream(id);
             }
             (StreamKind::Inbound, Message::Ping(p)) => {
@@ -423,7 +443,12 @@ impl<D: Delegate> Memberlist<D> {
             (_, _) => {
                 self.metrics.messages_unexpected += 1;
                 self.reply_error(id, "unexpected message");
-                self.fail_stream(id, JoinError::BadAnswer("unexpected message".into()), true);
+                self.fail_stream(
+                    now,
+                    id,
+                    JoinError::BadAnswer("unexpected message".into()),
+                    true,
+                );
             }
         }
     }
@@ -446,6 +471,7 @@ impl<D: Delegate> Memberlist<D> {
     fn complete_push_pull(
         &mut self,
         now: Instant,
+        from: SocketAddr,
         pp: &PushPull<'_>,
         join: bool,
         initiated: bool,
@@ -469,6 +495,13 @@ impl<D: Delegate> Memberlist<D> {
                 .collect();
             if let Err(why) = self.delegate.notify_merge(&peers) {
                 self.metrics.merges_refused += 1;
+                self.log(
+                    now,
+                    LogMessage::MergeRefused {
+                        addr: from,
+                        reason: why.clone(),
+                    },
+                );
                 return Err(why);
             }
         }

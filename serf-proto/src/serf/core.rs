@@ -15,6 +15,7 @@ use super::messages::SerfMessage;
 use super::query::{InQuery, OutQuery, QuerySlot};
 use super::snapshot::{Record, SnapshotState};
 use super::{Event, SerfMetrics, SerfState, ShutdownReason, TIER_INTENT};
+use crate::log::{Level, LogMessage, LogQueue};
 use crate::memberlist::{self, Candidate};
 use crate::name::Name;
 use crate::rng::NodeRng;
@@ -278,6 +279,8 @@ pub(crate) struct Core {
     pub last_query_persisted: LamportTime,
     pub(super) next_notify: u64,
     pub metrics: SerfMetrics,
+    /// What the Serf layer would log, for `Serf::poll_log`.
+    pub(super) logs: LogQueue,
     /// Bumped whenever a member is added, changes status, address or tags, or is erased:
     /// a driver republishes its read-only view of the members only when it moved.
     pub members_version: u64,
@@ -365,6 +368,7 @@ impl Core {
             last_query_persisted: 0,
             next_notify: 0,
             metrics: SerfMetrics::default(),
+            logs: LogQueue::new(config.memberlist.log_level),
             members_version: 0,
             failed_recovered: false,
             last_now: now,
@@ -569,5 +573,19 @@ impl memberlist::Delegate for Core {
         if let Some(c) = &self.coord {
             c.coordinate().encode(out);
         }
+    }
+}
+
+impl Core {
+    /// Records `message` at the current input's time.
+    pub(super) fn log(&mut self, message: LogMessage) {
+        let before = self.logs.dropped;
+        self.logs.push(self.last_now, message);
+        self.metrics.logs_dropped += self.logs.dropped - before;
+    }
+
+    /// Whether a record of `level` would be kept: ask before building a costly message.
+    pub(super) fn logs_enabled(&self, level: Level) -> bool {
+        self.logs.enabled(level)
     }
 }

@@ -9,6 +9,7 @@ use super::member::Member;
 use super::messages::UserEventMsg;
 use super::snapshot::Record;
 use super::{Event, MemberEventKind, SerfError, TIER_EVENT, UserEvent};
+use crate::log::{Level, LogMessage};
 use crate::name::Name;
 use crate::time::Instant;
 use bytes::Bytes;
@@ -115,6 +116,11 @@ impl Core {
             }
         }
         self.metrics.events_delivered += 1;
+        if self.logs_enabled(Level::Debug) {
+            self.log(LogMessage::UserEventReceived {
+                name: name.to_string(),
+            });
+        }
         if ltime > self.last_event_persisted {
             self.last_event_persisted = ltime;
             self.persist(Record::EventClock(ltime));
@@ -144,6 +150,11 @@ impl Core {
     /// Queues a member event, through the coalescer when enabled.
     pub fn emit_member(&mut self, kind: MemberEventKind, member: Member) {
         let now = self.last_now;
+        self.log(LogMessage::Member {
+            event: kind,
+            node: member.name.clone(),
+            addr: member.addr,
+        });
         match self.member_coalescer.as_mut() {
             Some(c) => {
                 let (batch, quiet, first) = c.coalesce(kind, member);

@@ -7,6 +7,7 @@ use super::member::MemberStatus;
 use super::messages::{JoinIntent, LeaveIntent};
 use super::snapshot::Record;
 use super::{Event, MemberEventKind, SerfError, SerfState, TIER_INTENT};
+use crate::log::{Level, LogMessage};
 use crate::name::Name;
 use crate::time::Instant;
 
@@ -68,6 +69,12 @@ impl Core {
             self.metrics.implausible_times += 1;
             return false;
         }
+        if self.logs_enabled(Level::Debug) {
+            self.log(LogMessage::IntentReceived {
+                intent: "join",
+                node: Name::from_str_unchecked(node),
+            });
+        }
         self.clock.witness(ltime);
         let Some(m) = self.members.get_mut(node) else {
             return self.upsert_intent(now, node, false, ltime);
@@ -101,6 +108,12 @@ impl Core {
         if !self.clock.plausible(ltime) {
             self.metrics.implausible_times += 1;
             return false;
+        }
+        if self.logs_enabled(Level::Debug) {
+            self.log(LogMessage::IntentReceived {
+                intent: "leave",
+                node: Name::from_str_unchecked(node),
+            });
         }
         self.clock.witness(ltime);
         let Some(m) = self.members.get_mut(node) else {

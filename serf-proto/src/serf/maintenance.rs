@@ -5,6 +5,7 @@
 use super::core::{Action, Core, JoinPurpose, LeaveStage, SerfTimer};
 use super::member::MemberStatus;
 use super::snapshot::Record;
+use crate::log::LogMessage;
 use crate::name::Name;
 use crate::time::Instant;
 use core::net::SocketAddr;
@@ -139,6 +140,7 @@ impl Core {
                 if let Some(m) = self.member(&name) {
                     let addr = m.addr;
                     self.metrics.reconnects += 1;
+                    self.log(LogMessage::Reconnecting { node: name, addr });
                     self.outbox.push_back(Action::Join {
                         seeds: vec![addr],
                         purpose: JoinPurpose::Reconnect,

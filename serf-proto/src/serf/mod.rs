@@ -55,6 +55,7 @@ pub use types::{
 };
 
 use self::core::{Action, Core};
+use crate::log::{Level, LogMessage, LogRecord};
 use crate::memberlist::{self, JoinId, Memberlist};
 use crate::metrics::Metrics;
 use crate::name::Name;
@@ -570,6 +571,26 @@ impl Serf {
         self.ml.delegate_mut().persist.pop_front()
     }
 
+    /// Takes the oldest waiting log record of either layer (see [`crate::log`]): what Go's
+    /// memberlist and serf would have logged. Call it until `None` after each drain and
+    /// route the records to a logger or a log stream; a driver that never does loses only
+    /// the oldest (counted as `logs_dropped`). Never affects the protocol.
+    pub fn poll_log(&mut self) -> Option<LogRecord> {
+        let ml_at = self.ml.next_log_at();
+        let serf_at = self.ml.delegate().logs.peek_at();
+        match (ml_at, serf_at) {
+            (Some(a), Some(b)) if b < a => self.ml.delegate_mut().logs.pop(),
+            (Some(_), _) => self.ml.poll_log(),
+            (None, _) => self.ml.delegate_mut().logs.pop(),
+        }
+    }
+
+    /// Changes the least important level recorded by both layers (`None`: nothing).
+    pub fn set_log_level(&mut self, level: Option<Level>) {
+        self.ml.set_log_level(level);
+        self.ml.delegate_mut().logs.set_level(level);
+    }
+
     // ---- glue ---------------------------------------------------------------------------
 
     /// Handles everything an input caused: memberlist events, then the Serf layer's
@@ -649,7 +670,9 @@ impl Serf {
                 // A memberlist join after its leave is a rejoin that cancels the leave:
                 // only the application's own `join` may do that (see `LeaveStage`).
                 if !self.core().may_act_on_its_own() || self.ml.has_left() {
-                    self.ml.delegate_mut().metrics.joins_refused_leaving += 1;
+                    let core = self.ml.delegate_mut();
+                    core.metrics.joins_refused_leaving += 1;
+                    core.log(LogMessage::JoinRefusedLeaving);
                     return;
                 }
                 if let Ok(id) = self.ml.join(now, &seeds) {
@@ -661,6 +684,15 @@ impl Serf {
             }
             Action::SetQueueDepth(depth) => self.ml.set_max_queue_depth(depth),
             Action::KeyOp { op, key, handle } => {
+                let op_name = match op {
+                    core::KeyOp::Install => "install",
+                    core::KeyOp::Use => "use",
+                    core::KeyOp::Remove => "remove",
+                    core::KeyOp::List => "list",
+                };
+                self.ml
+                    .delegate_mut()
+                    .log(LogMessage::KeyQuery { op: op_name });
                 let response = self.apply_key_op(op, key.as_ref());
                 // The query may have expired meanwhile; then there is no one to answer.
                 let _ =

@@ -14,6 +14,7 @@ use super::{
     Event, INTERNAL_QUERY_PREFIX, KeyResponse, QueryEvent, QueryHandle, QueryId, QueryParams,
     SerfError, ShutdownReason, TIER_QUERY,
 };
+use crate::log::{Level, LogMessage};
 use crate::memberlist::suspicion::retransmit_limit;
 use crate::name::Name;
 use crate::time::Instant;
@@ -328,6 +329,11 @@ impl Core {
             return rebroadcast;
         }
         self.metrics.queries_delivered += 1;
+        if self.logs_enabled(Level::Debug) {
+            self.log(LogMessage::QueryReceived {
+                name: q.name.to_string(),
+            });
+        }
         let source = Name::from_str_unchecked(q.source_node);
         // Answers go to the address the query gives (a node that joined a moment ago, or
         // the other claimant in a name conflict, is not known at it). Relayed copies,
@@ -672,7 +678,13 @@ impl Core {
                 // Stay when nobody answered: no vote is no evidence against us (Go shuts
                 // down then, so a forged alive alone could stop a node).
                 let majority = q.conflict_responses / 2 + 1;
-                if q.conflict_responses > 0 && q.conflict_matching < majority {
+                let won = q.conflict_responses == 0 || q.conflict_matching >= majority;
+                self.log(LogMessage::NameConflictResolved {
+                    won,
+                    votes: q.conflict_matching,
+                    responses: q.conflict_responses,
+                });
+                if !won {
                     self.outbox
                         .push_back(Action::Shutdown(ShutdownReason::NameConflictLost));
                 }
@@ -692,7 +704,7 @@ impl Core {
         &mut self,
         now: Instant,
         existing: &crate::memberlist::Node,
-        _other: &crate::memberlist::Node,
+        other: &crate::memberlist::Node,
     ) {
         if existing.name() != &self.name
             || !self.config.enable_name_conflict_resolution
@@ -703,6 +715,9 @@ impl Core {
         if self.queries.values().any(|q| q.kind == QueryKind::Conflict) {
             return;
         }
+        self.log(LogMessage::NameConflict {
+            theirs: other.addr(),
+        });
         let n = self.num_alive();
         let name = self.name.clone();
         let _ = self.query(

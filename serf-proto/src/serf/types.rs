@@ -374,6 +374,9 @@ pub struct SerfMetrics {
     pub relays_refused: u64,
     /// User events, queries and responses received larger than the hard limits, dropped.
     pub messages_oversized: u64,
+    /// Log records dropped, oldest first, because the driver did not take them with
+    /// `poll_log` before 1,024 were waiting.
+    pub logs_dropped: u64,
 }
 }
 
