@@ -359,10 +359,10 @@ fn monitor_replays_and_follows_the_log() {
         .spawn()
         .unwrap();
     let _guard = KillOnDrop(&mut mon);
-    eventually("the replayed start-up lines", || {
-        std::fs::read_to_string(&out_path)
-            .unwrap_or_default()
-            .contains("[INFO] agent: Serf agent starting")
+    eventually("the replayed start-up lines, the core's included", || {
+        let t = std::fs::read_to_string(&out_path).unwrap_or_default();
+        t.contains("[INFO] agent: Serf agent starting")
+            && t.contains("[INFO] serf: EventMemberJoin: a 127.0.0.1")
     });
     cli(&bin, &a.rpc, &["event", "hello"]);
     eventually("the live event", || {

@@ -83,6 +83,9 @@ pub struct Agent {
     rpc: RpcServer,
     ctx: Arc<RpcContext>,
     shutdown_rx: watch::Receiver<bool>,
+    /// The core's log records since the node started, routed to the agent's log by
+    /// [`Agent::run`].
+    core_logs: Option<serf_driver_tokio::LogStream>,
     handlers: Handlers,
     /// Metrics exporters; they stop when the agent is dropped.
     _telemetry: Telemetry,
@@ -163,9 +166,12 @@ impl Agent {
     /// the start if none is reached, as Go does).
     pub async fn start(
         mut config: AgentConfig,
-        core: serf_proto::serf::Config,
+        mut core: serf_proto::serf::Config,
         logger: Logger,
     ) -> Result<Agent, AgentError> {
+        // Every level is kept, as in Go: stderr filters by -log-level, while the ring and
+        // `serf monitor` may ask for DEBUG.
+        core.memberlist.log_level = Some(serf_proto::log::Level::Debug);
         if config.node_name.is_empty() {
             config.node_name = host_name().map_err(AgentError::NodeName)?;
         }
@@ -184,6 +190,7 @@ impl Agent {
             builder = builder.snapshot_path(path);
         }
         let (handle, events) = builder.start().await?;
+        let core_logs = Some(handle.logs());
         logger.info(
             "serf",
             &format!(
@@ -256,6 +263,7 @@ impl Agent {
             rpc,
             ctx,
             shutdown_rx,
+            core_logs,
             handlers,
             _telemetry: telemetry,
         };
@@ -331,18 +339,8 @@ impl Agent {
 
     fn on_event(&mut self, event: &Event) {
         match event {
-            Event::Member { kind, members } => {
-                let name = match kind.as_str() {
-                    "member-join" => "EventMemberJoin",
-                    "member-leave" => "EventMemberLeave",
-                    "member-failed" => "EventMemberFailed",
-                    "member-update" => "EventMemberUpdate",
-                    _ => "EventMemberReap",
-                };
-                for m in members {
-                    self.logger
-                        .info("serf", &format!("{name}: {} {}", m.name, m.addr.ip()));
-                }
+            // The core logs each member's `EventMemberJoin: name ip` itself.
+            Event::Member { kind, .. } => {
                 self.logger
                     .info("agent", &format!("Received event: {}", kind.as_str()));
             }
@@ -394,8 +392,19 @@ impl Agent {
         );
         let mut sig = Signals::new(signals, &self.logger);
         let mut shutdown_rx = self.shutdown_rx.clone();
+        let mut core_logs = self.core_logs.take().unwrap_or_else(|| self.handle.logs());
         let code = loop {
             tokio::select! {
+                Some(record) = core_logs.recv() => {
+                    let level = match record.level {
+                        serf_proto::log::Level::Trace => crate::config::LogLevel::Trace,
+                        serf_proto::log::Level::Debug => crate::config::LogLevel::Debug,
+                        serf_proto::log::Level::Info => crate::config::LogLevel::Info,
+                        serf_proto::log::Level::Warn => crate::config::LogLevel::Warn,
+                        serf_proto::log::Level::Error => crate::config::LogLevel::Err,
+                    };
+                    self.logger.log(level, record.target(), &record.message.to_string());
+                }
                 event = self.events.recv() => match event {
                     Some(e) => self.on_event(&e),
                     None => break 0,
