@@ -92,6 +92,7 @@ run() { # impl-binary label N
     "$bin" agent -node="n$i" -bind="127.0.0.1:${gossip[i]}" -rpc-addr="127.0.0.1:${rpc[i]}" \
       -event-handler="user=$dir/rec.sh" -log-level=warn > "$dir/n$i.log" 2>&1 &
     mypids[i]=$!; pids+=($!)
+    disown $!  # killed by pid; keeps `wait` below for the CLI jobs only
   done
   for ((i = 0; i < n; i++)); do
     until "$CLI" members -rpc-addr="127.0.0.1:${rpc[i]}" > /dev/null 2>&1; do sleep 0.05; done
@@ -102,8 +103,7 @@ run() { # impl-binary label N
   for ((i = 1; i < n; i++)); do
     "$CLI" join -rpc-addr="127.0.0.1:${rpc[i]}" "127.0.0.1:${gossip[0]}" > /dev/null &
   done
-  wait_joins() { local j; for j in $(jobs -p); do case " ${pids[*]} " in *" $j "*) ;; *) wait "$j" || true;; esac; done; }
-  wait_joins
+  wait || true
   local left
   while :; do
     left=0
@@ -159,9 +159,11 @@ run() { # impl-binary label N
   done
 
   # leave
+  # `serf leave` blocks until the leave is done (both agents wait for the broadcast and
+  # a propagation delay): run it in the background and time what the others see.
   local leaver=$((n - 2))
   t0=$(now_ns)
-  "$CLI" leave -rpc-addr="127.0.0.1:${rpc[leaver]}" > /dev/null 2>&1 || true
+  "$CLI" leave -rpc-addr="127.0.0.1:${rpc[leaver]}" > /dev/null 2>&1 &
   while :; do
     left=0
     for ((i = 0; i < leaver; i++)); do [ "$(count "${rpc[i]}" left "n$leaver")" = 1 ] || { left=1; break; }; done
@@ -170,6 +172,7 @@ run() { # impl-binary label N
     sleep 0.05
   done
   local leave_ms; leave_ms=$(ms_since "$t0")
+  wait || true
 
   for p in "${mypids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   echo "$join_ms $p50 $max $got $fail_ms $false_pos $leave_ms $rss_mib $cpu_s_min $bps"

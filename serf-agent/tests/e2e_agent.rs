@@ -379,3 +379,54 @@ impl Drop for KillOnDrop<'_> {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn sigterm_leaves_only_with_leave_on_terminate_and_sigint_can_skip_the_leave() {
+    let dir = tempdir();
+    let d = dir.path();
+    let bin = ours();
+    let cfg = d.join("term.json");
+    std::fs::write(&cfg, r#"{"leave_on_terminate": true}"#).unwrap();
+    let skip = d.join("skip.json");
+    std::fs::write(&skip, r#"{"skip_leave_on_interrupt": true}"#).unwrap();
+    let a = start(&bin, d, "a", &["-profile=local"]);
+    let join = format!("-join={}", a.bind);
+    let mut t = start(
+        &bin,
+        d,
+        "t",
+        &[
+            "-profile=local",
+            &join,
+            &format!("-config-file={}", cfg.display()),
+        ],
+    );
+    let mut i = start(
+        &bin,
+        d,
+        "i",
+        &[
+            "-profile=local",
+            &join,
+            &format!("-config-file={}", skip.display()),
+        ],
+    );
+    eventually("three alive", || {
+        members(&bin, &a.rpc)
+            .iter()
+            .filter(|(_, s)| s == "alive")
+            .count()
+            == 3
+    });
+    t.signal("TERM");
+    assert_eq!(t.wait_exit(), Some(0), "{}", t.log_text());
+    eventually("t left", || {
+        status_of(&bin, &a.rpc, "t").as_deref() == Some("left")
+    });
+    // skip_leave_on_interrupt: exit 1 at once, no leave: the others see a failure.
+    i.signal("INT");
+    assert_eq!(i.wait_exit(), Some(1));
+    eventually("i failed", || {
+        status_of(&bin, &a.rpc, "i").as_deref() == Some("failed")
+    });
+}
