@@ -13,7 +13,9 @@
 #             (`user=` script writing `date +%s%N`) gives the delivery time: p50, max;
 #   idle      after 5 s of settling, over IDLE seconds: resident memory per agent (VmRSS,
 #             mean), CPU seconds per minute per agent (utime+stime), loopback bytes per
-#             second per agent (every packet of the run, IP headers included);
+#             second per agent (every packet of the run, IP headers included); PSS too
+#             (proportional set size: pages shared between the N agents, such as the
+#             binary and libc, counted once over all of them);
 #   fail      `kill -9` of the last agent; the time until every other agent lists it
 #             failed; "false" counts other members any agent lists failed or left;
 #   leave     `serf leave` on the next-to-last agent; the time until every remaining
@@ -115,7 +117,7 @@ run() { # impl-binary label N
 
   # idle
   sleep 5
-  local cpu0=0 cpu1=0 b0 b1 rss=0 f
+  local cpu0=0 cpu1=0 b0 b1 rss=0 pss=0 f
   for p in "${mypids[@]}"; do read -r -a f < "/proc/$p/stat"; cpu0=$((cpu0 + f[13] + f[14])); done
   b0=$(lo_bytes)
   sleep "$IDLE"
@@ -123,9 +125,11 @@ run() { # impl-binary label N
   for p in "${mypids[@]}"; do
     read -r -a f < "/proc/$p/stat"; cpu1=$((cpu1 + f[13] + f[14]))
     rss=$((rss + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status")))
+    pss=$((pss + $(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup")))
   done
   local rss_mib cpu_s_min bps
   rss_mib=$(awk -v r="$rss" -v n="$n" 'BEGIN { printf "%.1f", r / n / 1024 }')
+  local pss_mib; pss_mib=$(awk -v r="$pss" -v n="$n" 'BEGIN { printf "%.2f", r / n / 1024 }')
   cpu_s_min=$(awk -v c=$((cpu1 - cpu0)) -v t="$ticks" -v s="$IDLE" -v n="$n" 'BEGIN { printf "%.3f", c / t / n * 60 / s }')
   bps=$(awk -v b=$((b1 - b0)) -v s="$IDLE" -v n="$n" 'BEGIN { printf "%.0f", b / s / n }')
 
@@ -175,7 +179,7 @@ run() { # impl-binary label N
   wait || true
 
   for p in "${mypids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  echo "$join_ms $p50 $max $got $fail_ms $false_pos $leave_ms $rss_mib $cpu_s_min $bps"
+  echo "$join_ms $p50 $max $got $fail_ms $false_pos $leave_ms $rss_mib $cpu_s_min $bps $pss_mib"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
@@ -187,10 +191,10 @@ for n in $SIZES; do
   # Not in a subshell: the agents' pids must reach the cleanup trap.
   run "$GO" go "$n" > "$work/go.res"
   run "$OURS" ours "$n" > "$work/ours.res"
-  read -r gj gp gm gg gf gfp gl gr gc gb < "$work/go.res"
-  read -r oj op om og of ofp ol or oc ob < "$work/ours.res"
+  read -r gj gp gm gg gf gfp gl gr gc gb gpss < "$work/go.res"
+  read -r oj op om og of ofp ol or oc ob opss < "$work/ours.res"
   echo
-  echo "## N = $n"
+  echo "### N = $n"
   echo
   echo "| measure | HashiCorp | ours | ours/Go |"
   echo "|---|---|---|---|"
@@ -202,6 +206,7 @@ for n in $SIZES; do
   echo "| false positives | $gfp | $ofp | |"
   echo "| leave → all see left (ms) | $gl | $ol | $(ratio "$ol" "$gl") |"
   echo "| resident memory per agent (MiB) | $gr | $or | $(ratio "$or" "$gr") |"
+  echo "| proportional memory (PSS) per agent (MiB) | $gpss | $opss | $(ratio "$opss" "$gpss") |"
   echo "| idle CPU per agent (s/min) | $gc | $oc | $(ratio "$oc" "$gc") |"
   echo "| idle loopback bytes/s per agent | $gb | $ob | $(ratio "$ob" "$gb") |"
 done
