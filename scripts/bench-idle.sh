@@ -6,7 +6,10 @@
 #   scripts/bench-idle.sh [ours|go|both] [NODES=32] [SECS=60]
 #
 # Ours is built with the `small` profile (PROFILE=release to compare): size-optimised,
-# one codegen unit, no unwinding, as one would deploy one node per process.
+# one codegen unit, no unwinding, as one would deploy one node per process; and linked
+# statically against musl (TARGET=host for a glibc build), as HashiCorp's Go binary is
+# static: a dynamically linked process's RSS counts every page of libc and libm it
+# touched, shared with every other process (PSS, printed too, divides them).
 #
 # For each implementation: start NODES processes, each joining the first; wait for the
 # cluster to form and settle (30 s); then measure over SECS seconds
@@ -87,15 +90,16 @@ measure() { # name base
     NR>2 && ($3 == "6" || $3 == "tcp") {tp+=$1; tb+=$2}
     END {printf "%-6s udp %.2f datagrams/s %.0f B/s (payload %.0f B/s)   tcp %.2f segments/s %.0f B/s\n",
       name, up/n/s, ub/n/s, (ub - 28*up)/n/s, tp/n/s, tb/n/s}' >&2
-  local rss_sum=0 rss_max=0
+  local rss_sum=0 rss_max=0 pss_sum=0
   for p in "${pids[@]}"; do
     local kb; kb=$(awk '/VmRSS/ {print $2}' "/proc/$p/status")
     rss_sum=$((rss_sum + kb)); [ "$kb" -gt "$rss_max" ] && rss_max=$kb
+    pss_sum=$((pss_sum + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup")))
   done
   awk -v n="$nodes" -v s="$secs" -v t="$ticks" -v dc=$((c1 - c0)) -v b="$bytes" \
-      -v rs="$rss_sum" -v rm="$rss_max" -v name="$name" 'BEGIN {
-    printf "%-6s rss %.2f MiB (max %.2f)   cpu %.3f s/min   sent %.0f B/s   (per process, %d nodes, %d s)\n",
-      name, rs / n / 1024, rm / 1024, dc / t / n * 60 / s, b / n / s, n, s }'
+      -v rs="$rss_sum" -v rm="$rss_max" -v ps="$pss_sum" -v name="$name" 'BEGIN {
+    printf "%-6s rss %.2f MiB (max %.2f, pss %.2f)   cpu %.3f s/min   sent %.0f B/s   (per process, %d nodes, %d s)\n",
+      name, rs / n / 1024, rm / 1024, ps / n / 1024, dc / t / n * 60 / s, b / n / s, n, s }'
   iptables -D OUTPUT -j "$chain"; iptables -F "$chain"; iptables -X "$chain"
 }
 
@@ -106,9 +110,17 @@ stop_all() {
 }
 
 run_ours() {
-  local profile=${PROFILE:-small}
-  cargo build --profile "$profile" -q -p serf-driver-tokio --example node
-  local bin=target/$profile/examples/node base; base=$(pick_base 21000)
+  local profile=${PROFILE:-small} target=${TARGET:-x86_64-unknown-linux-musl} bin
+  if [ "$target" = host ]; then
+    cargo build --profile "$profile" -q -p serf-driver-tokio --example node
+    bin=target/$profile/examples/node
+  else
+    rustup target add "$target" >/dev/null 2>&1 ||
+      { echo "cannot add the $target target with rustup; run with TARGET=host" >&2; exit 1; }
+    cargo build --profile "$profile" --target "$target" -q -p serf-driver-tokio --example node
+    bin=target/$target/$profile/examples/node
+  fi
+  local base; base=$(pick_base 21000)
   for ((i = 0; i < nodes; i++)); do
     local seed=(); [ "$i" -gt 0 ] && seed=("127.0.0.1:$base")
     "$bin" "n$i" "127.0.0.1:$((base + i))" "${seed[@]}" >/dev/null 2>&1 &

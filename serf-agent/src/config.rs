@@ -264,9 +264,10 @@ pub struct AgentConfig {
     pub disable_coordinates: bool,
     /// `validate_node_names`: parsed; Go never passes it to Serf.
     pub validate_node_names: bool,
-    /// What Go prints as `Warning: ...` while reading the configuration (a deprecated
-    /// `role`, a too short `retry_interval` raised to 1 s, `rejoin_after_leave` without
-    /// a snapshot). The agent prints them at start.
+    /// The notices Go prints while reading the configuration: warnings (a deprecated
+    /// `role`, a too short `retry_interval` or `broadcast_timeout` raised to 1 s,
+    /// `rejoin_after_leave` without a snapshot) and the address `-iface` chose. The agent
+    /// prints them at start, in order.
     pub warnings: Vec<String>,
 }
 

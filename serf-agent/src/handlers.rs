@@ -174,15 +174,20 @@ struct Counters {
     responses: AtomicU64,
 }
 
-/// The agent's event handlers. Cheap to clone (all clones share the handlers). Must be
-/// created inside a tokio runtime: each handler is a task.
+/// The agent's event handlers. Cheap to clone (all clones share the handlers). Created
+/// inside a tokio runtime, whose tasks run the handlers; after that any thread may
+/// dispatch or reload.
 #[derive(Clone)]
 pub struct Handlers {
     inner: Arc<Inner>,
+    /// Kept apart from `inner`, which the handler tasks hold: when the last `Handlers` is
+    /// dropped the queues' senders go with it, and each task ends once its queue is empty.
+    workers: Arc<Mutex<Vec<Worker>>>,
 }
 
+/// What the handler tasks share with the `Handlers`.
 struct Inner {
-    workers: Mutex<Vec<Worker>>,
+    runtime: tokio::runtime::Handle,
     permits: Arc<Semaphore>,
     counters: Counters,
     idle: Notify,
@@ -223,9 +228,11 @@ impl Handlers {
         options: HandlerOptions,
     ) -> Result<Handlers, HandlerError> {
         let parsed = parse_all(specs)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| HandlerError::NoRuntime)?;
         let handlers = Handlers {
+            workers: Arc::default(),
             inner: Arc::new(Inner {
-                workers: Mutex::new(Vec::new()),
+                runtime,
                 permits: Arc::new(Semaphore::new(options.max_running.max(1))),
                 counters: Counters::default(),
                 idle: Notify::new(),
@@ -332,7 +339,7 @@ impl Handlers {
     fn workers(&self) -> std::sync::MutexGuard<'_, Vec<Worker>> {
         // A panic while holding this lock cannot leave the list half-changed: every
         // change is one assignment.
-        self.inner.workers.lock().unwrap_or_else(|e| e.into_inner())
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn start_worker(&self, spec: HandlerSpec) -> Worker {
@@ -340,7 +347,7 @@ impl Handlers {
         let spec = Arc::new(spec);
         let inner = Arc::clone(&self.inner);
         let task_spec = Arc::clone(&spec);
-        tokio::spawn(async move {
+        self.inner.runtime.spawn(async move {
             while let Some(job) = rx.recv().await {
                 // Cannot fail: the semaphore is never closed.
                 let Ok(permit) = Arc::clone(&inner.permits).acquire_owned().await else {

@@ -17,6 +17,7 @@
 pub mod agent;
 pub mod command;
 pub mod config;
+pub mod discover;
 pub mod handlers;
 pub mod log;
 pub mod rpc;

@@ -159,6 +159,7 @@ fn settings_that_cannot_work_together_are_refused_with_what_to_do() {
             "both IPv4 and IPv6 are disabled",
         ),
         (vec!["-mdns-iface", "lo"], "without enabling mDNS discovery"),
+        (vec!["-discover", "two words"], "invalid discover name"),
         (
             vec!["-event-handler", "member-joined=x.sh"],
             "\"member-joined\"",

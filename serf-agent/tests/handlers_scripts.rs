@@ -389,3 +389,36 @@ async fn a_script_that_leaves_a_background_process_does_not_hang_its_handler() {
         let _ = std::process::Command::new("kill").arg(pid).status();
     }
 }
+
+#[tokio::test]
+async fn dropping_the_handlers_lets_queued_events_finish_and_ends_the_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let h = harness(
+        &[format!("echo $SERF_USER_LTIME >> {}", q(&out))],
+        HandlerOptions::default(),
+    );
+    for t in 1..=3 {
+        h.handlers.dispatch(&user("e", t, ""), &me());
+    }
+    // The respond callback is shared by the tasks only: once they end, only the
+    // harness holds it.
+    let responses = Arc::clone(&h.responses);
+    drop(h);
+    wait_for("the queued events to run", || read(&out) == "1\n2\n3\n").await;
+    wait_for("the handler tasks to end", || {
+        Arc::strong_count(&responses) == 1
+    })
+    .await;
+}
+
+#[test]
+fn handlers_outside_a_runtime_are_an_error_not_a_panic() {
+    let e = Handlers::new(
+        &["x.sh".to_owned()],
+        Arc::new(|_, _| {}),
+        Arc::new(|_, _| {}),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("tokio runtime"), "{e}");
+}

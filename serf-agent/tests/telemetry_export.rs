@@ -241,3 +241,54 @@ async fn statsite_receives_lines_over_tcp() {
         ["serf.agent.handler_runs:9|c", "serf.agent.handler_runs:0|c"]
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_statsite_is_logged_once_and_retried() {
+    // A port with nothing listening: take one, then close it.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let logs: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let l = Arc::clone(&logs);
+    let _sink = spawn_statsite(
+        format!("127.0.0.1:{port}"),
+        Duration::from_millis(20),
+        fixed(agent_snapshot(1)),
+        Arc::new(move |_, line| l.lock().unwrap().push(line)),
+    );
+    let count = |what: &str| {
+        logs.lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains(what))
+            .count()
+    };
+    tokio::time::timeout(WAIT, async {
+        while count("cannot send metrics to statsite") == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the failure is logged");
+    // Several failed pushes later, still one line.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(count("cannot send metrics"), 1);
+    // Once something listens there, the sink connects and says so.
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let (mut conn, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(conn.read(&mut buf).await.unwrap() > 0);
+    tokio::time::timeout(WAIT, async {
+        while count("again") == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the recovery is logged");
+}

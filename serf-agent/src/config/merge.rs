@@ -212,6 +212,9 @@ impl Partial {
             interface_ips(name)
                 .map_err(|e| invalid(format!("Invalid mDNS network interface: {e}")))?;
         }
+        if let Some(cluster) = &self.discover {
+            crate::discover::validate_cluster_name(cluster).map_err(|e| invalid(e.to_string()))?;
+        }
         if self.discover.is_some() && mdns.disable_ipv4 && mdns.disable_ipv6 {
             return Err(invalid(
                 "Invalid mDNS configuration: both IPv4 and IPv6 are disabled; keep at least \

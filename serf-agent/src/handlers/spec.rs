@@ -23,6 +23,9 @@ pub enum HandlerError {
     /// A spec with no script.
     #[error("Invalid event script: \"{0}\" has no script after the filter")]
     EmptyScript(String),
+    /// [`super::Handlers::new`] was called outside a tokio runtime.
+    #[error("event handlers need a tokio runtime: create them inside one")]
+    NoRuntime,
 }
 
 /// The kinds of event a filter names.

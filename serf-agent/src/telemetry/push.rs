@@ -6,6 +6,7 @@ use super::{Collect, Kind, Sample};
 use crate::config::LogLevel;
 use crate::handlers::LogFn;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 /// A datagram stays below a common path MTU (statsd's usual limit), so no line is lost to
 /// fragmentation.
 const MAX_DATAGRAM: usize = 1432;
-/// Time allowed to connect to statsite or write one push.
+/// Time allowed for one push, connecting included.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running push sink; it stops when dropped.
@@ -34,79 +35,114 @@ impl Drop for PushSink {
 /// `interval`. Errors (an unresolvable name, a refused datagram) are logged once until
 /// the next success; the sink keeps trying. Must be called inside a tokio runtime.
 pub fn spawn_statsd(addr: String, interval: Duration, collect: Collect, log: LogFn) -> PushSink {
-    let task = tokio::spawn(async move {
-        let mut deltas = Deltas::default();
-        let mut socket: Option<UdpSocket> = None;
-        let mut failing = false;
-        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let lines = deltas.lines(&collect().await.samples());
-            let result = async {
-                if socket.is_none() {
-                    let target = resolve(&addr).await?;
-                    let any: SocketAddr = if target.is_ipv4() {
-                        ([0, 0, 0, 0], 0).into()
-                    } else {
-                        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-                    };
-                    let s = UdpSocket::bind(any).await?;
-                    s.connect(target).await?;
-                    socket = Some(s);
-                }
-                let s = socket.as_ref().ok_or(std::io::ErrorKind::NotConnected)?;
-                for datagram in pack(&lines, MAX_DATAGRAM) {
-                    s.send(datagram.as_bytes()).await?;
-                }
-                Ok::<(), std::io::Error>(())
-            }
-            .await;
-            report(
-                &log,
-                "statsd",
-                &addr,
-                result.err(),
-                &mut failing,
-                &mut socket,
-            );
-        }
-    });
-    PushSink { task }
+    spawn_push("statsd", addr, interval, collect, log, Statsd(None))
 }
 
 /// Sends every figure to a statsite server at `addr` over TCP every `interval`, one line
 /// per figure, reconnecting after an error.
 pub fn spawn_statsite(addr: String, interval: Duration, collect: Collect, log: LogFn) -> PushSink {
+    spawn_push("statsite", addr, interval, collect, log, Statsite(None))
+}
+
+/// How one sink delivers a push; it connects lazily and is reset after an error.
+trait Transport: Send + 'static {
+    fn send<'a>(
+        &'a mut self,
+        addr: &'a str,
+        lines: &'a [String],
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
+    fn reset(&mut self);
+}
+
+struct Statsd(Option<UdpSocket>);
+
+impl Transport for Statsd {
+    async fn send(&mut self, addr: &str, lines: &[String]) -> std::io::Result<()> {
+        if self.0.is_none() {
+            let target = resolve(addr).await?;
+            let any: SocketAddr = if target.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let s = UdpSocket::bind(any).await?;
+            s.connect(target).await?;
+            self.0 = Some(s);
+        }
+        let s = self.0.as_ref().ok_or(std::io::ErrorKind::NotConnected)?;
+        for datagram in pack(lines, MAX_DATAGRAM) {
+            s.send(datagram.as_bytes()).await?;
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.0 = None;
+    }
+}
+
+struct Statsite(Option<TcpStream>);
+
+impl Transport for Statsite {
+    async fn send(&mut self, addr: &str, lines: &[String]) -> std::io::Result<()> {
+        if self.0.is_none() {
+            let target = resolve(addr).await?;
+            self.0 = Some(TcpStream::connect(target).await?);
+        }
+        let c = self.0.as_mut().ok_or(std::io::ErrorKind::NotConnected)?;
+        let mut text = lines.join("\n");
+        text.push('\n');
+        c.write_all(text.as_bytes()).await
+    }
+
+    fn reset(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// The push loop shared by the sinks: collect, turn into lines, send within a timeout;
+/// log the first error of a streak and the recovery.
+fn spawn_push(
+    sink: &'static str,
+    addr: String,
+    interval: Duration,
+    collect: Collect,
+    log: LogFn,
+    mut transport: impl Transport,
+) -> PushSink {
     let task = tokio::spawn(async move {
         let mut deltas = Deltas::default();
-        let mut conn: Option<TcpStream> = None;
         let mut failing = false;
         let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let lines = deltas.lines(&collect().await.samples());
-            let result = tokio::time::timeout(IO_TIMEOUT, async {
-                if conn.is_none() {
-                    let target = resolve(&addr).await?;
-                    conn = Some(TcpStream::connect(target).await?);
+            let result = tokio::time::timeout(IO_TIMEOUT, transport.send(&addr, &lines))
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+            match result {
+                Err(e) => {
+                    transport.reset();
+                    if !failing {
+                        log(
+                            LogLevel::Warn,
+                            format!(
+                                "agent: cannot send metrics to {sink} at {addr}: {e}; retrying"
+                            ),
+                        );
+                    }
+                    failing = true;
                 }
-                let c = conn.as_mut().ok_or(std::io::ErrorKind::NotConnected)?;
-                let mut text = lines.join("\n");
-                text.push('\n');
-                c.write_all(text.as_bytes()).await
-            })
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
-            report(
-                &log,
-                "statsite",
-                &addr,
-                result.err(),
-                &mut failing,
-                &mut conn,
-            );
+                Ok(()) if failing => {
+                    failing = false;
+                    log(
+                        LogLevel::Info,
+                        format!("agent: sending metrics to {sink} at {addr} again"),
+                    );
+                }
+                Ok(()) => {}
+            }
         }
     });
     PushSink { task }
@@ -117,38 +153,6 @@ async fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
         .await?
         .next()
         .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to no address")))
-}
-
-/// Logs the first error of a streak and the recovery; drops the connection on error so
-/// the next push reconnects.
-fn report<T>(
-    log: &LogFn,
-    sink: &str,
-    addr: &str,
-    err: Option<std::io::Error>,
-    failing: &mut bool,
-    conn: &mut Option<T>,
-) {
-    match err {
-        Some(e) => {
-            *conn = None;
-            if !*failing {
-                log(
-                    LogLevel::Warn,
-                    format!("agent: cannot send metrics to {sink} at {addr}: {e}; retrying"),
-                );
-            }
-            *failing = true;
-        }
-        None if *failing => {
-            *failing = false;
-            log(
-                LogLevel::Info,
-                format!("agent: sending metrics to {sink} at {addr} again"),
-            );
-        }
-        None => {}
-    }
 }
 
 /// Remembers each counter's last value, to send increases.

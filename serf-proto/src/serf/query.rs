@@ -58,6 +58,8 @@ pub(crate) struct OutQuery {
     pub key: KeyResponse,
     pub conflict_responses: usize,
     pub conflict_matching: usize,
+    /// The other claimant of our name answered the vote itself: it is alive.
+    pub conflict_holder_answered: bool,
     /// The encoded query, for direct re-sends.
     pub msg: Vec<u8>,
 }
@@ -217,6 +219,7 @@ impl Core {
                 key: KeyResponse::default(),
                 conflict_responses: 0,
                 conflict_matching: 0,
+                conflict_holder_answered: false,
                 msg: msg.clone(),
             },
         );
@@ -408,12 +411,24 @@ impl Core {
             let Ok(node) = core::str::from_utf8(q.payload) else {
                 return;
             };
-            if node == self.name.as_str() {
+            let mut out = Vec::new();
+            let about_us = node == self.name.as_str();
+            let origin = self.incoming.get(&handle).map(|q| q.origin);
+            if about_us && origin == Some(self.addr) {
+                // Our own vote.
                 self.incoming.remove(&handle);
                 return;
             }
-            let mut out = Vec::new();
-            if let Some(m) = self.member_state(node) {
+            // About us from elsewhere: we are the other claimant, and answer with our own
+            // record, which proves we are alive. Go stays silent here, so a node that
+            // restarted at a new address before anyone noticed the old one was gone lost
+            // its vote to the views of a dead process and shut itself down.
+            let m = if about_us {
+                self.member_state(self.name.as_str())
+            } else {
+                self.member_state(node)
+            };
+            if let Some(m) = m {
                 let mut meta = Vec::new();
                 super::member::encode_tags(&m.member.tags, &mut meta);
                 Encoder::new(&mut out)
@@ -579,6 +594,11 @@ impl Core {
                     });
                 }
                 QueryKind::Key(_) => aggregate_key_response(&mut q.key, from, r.payload),
+                QueryKind::Conflict if r.from == self.name.as_str() => {
+                    if conflict_response_addr(r.payload).is_some_and(|a| a != self.addr) {
+                        q.conflict_holder_answered = true;
+                    }
+                }
                 QueryKind::Conflict if voter => {
                     if let Some(addr) = conflict_response_addr(r.payload) {
                         q.conflict_responses += 1;
@@ -676,9 +696,14 @@ impl Core {
                 // Stay only with a majority of the answers on our side (serf
                 // resolveNodeConflict).
                 // Stay when nobody answered: no vote is no evidence against us (Go shuts
-                // down then, so a forged alive alone could stop a node).
+                // down then, so a forged alive alone could stop a node). Stay too when the
+                // other claimant did not answer: the views that hold it may only not have
+                // noticed yet that it is gone (a process restarted at a new address); once
+                // they fail it and forget it, they take our address.
                 let majority = q.conflict_responses / 2 + 1;
-                let won = q.conflict_responses == 0 || q.conflict_matching >= majority;
+                let won = q.conflict_responses == 0
+                    || q.conflict_matching >= majority
+                    || !q.conflict_holder_answered;
                 self.log(LogMessage::NameConflictResolved {
                     won,
                     votes: q.conflict_matching,
