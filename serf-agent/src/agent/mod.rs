@@ -58,6 +58,9 @@ pub enum AgentError {
     /// The node name is empty and the host name could not be read.
     #[error("Error determining hostname: {0}; set one with -node")]
     NodeName(String),
+    /// mDNS discovery could not start.
+    #[error("{0}")]
+    Discover(#[from] crate::discover::DiscoverError),
     /// An event handler spec is invalid.
     #[error("{0}")]
     Handler(#[from] HandlerError),
@@ -87,6 +90,11 @@ pub struct Agent {
     /// [`Agent::run`].
     core_logs: Option<serf_driver_tokio::LogStream>,
     handlers: Handlers,
+    /// mDNS discovery (`-discover`): the running announcer and the batches it finds.
+    discovery: Option<(
+        crate::discover::Discovery,
+        tokio::sync::mpsc::Receiver<Vec<SocketAddr>>,
+    )>,
     /// Metrics exporters; they stop when the agent is dropped.
     _telemetry: Telemetry,
 }
@@ -255,6 +263,23 @@ impl Agent {
                 return Err(e);
             }
         };
+        let discovery =
+            match crate::discover::DiscoverConfig::from_agent(&config, handle.local_addr()) {
+                None => None,
+                Some(dc) => {
+                    let log = logger.clone();
+                    match crate::discover::start_discovery(
+                        dc,
+                        Arc::new(move |level, line| log.log_line(level, &line)),
+                    ) {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            let _ = handle.shutdown().await;
+                            return Err(e.into());
+                        }
+                    }
+                }
+            };
         let agent = Agent {
             config,
             handle,
@@ -265,6 +290,7 @@ impl Agent {
             shutdown_rx,
             core_logs,
             handlers,
+            discovery,
             _telemetry: telemetry,
         };
         if !agent.config.start_join.is_empty() {
@@ -393,8 +419,32 @@ impl Agent {
         let mut sig = Signals::new(signals, &self.logger);
         let mut shutdown_rx = self.shutdown_rx.clone();
         let mut core_logs = self.core_logs.take().unwrap_or_else(|| self.handle.logs());
+        let (_discovery, mut discovered) = match self.discovery.take() {
+            Some((d, rx)) => (Some(d), Some(rx)),
+            None => (None, None),
+        };
         let code = loop {
             tokio::select! {
+                Some(batch) = async {
+                    match &mut discovered {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // Go's mDNS joins replay per `replay_on_join`; joined in the
+                    // background so the event loop never waits on the network.
+                    let (handle, logger) = (self.handle.clone(), self.logger.clone());
+                    let addrs: Vec<String> = batch.iter().map(|a| a.to_string()).collect();
+                    let replay = self.config.replay_on_join;
+                    tokio::spawn(async move {
+                        let (n, err) = crate::rpc::server::join_addresses(&handle, &addrs, replay).await;
+                        if err.is_empty() {
+                            logger.info("agent.mdns", &format!("Joined {n} hosts"));
+                        } else {
+                            logger.warn("agent.mdns", &format!("Failed to join: {err}"));
+                        }
+                    });
+                }
                 Some(record) = core_logs.recv() => {
                     let level = match record.level {
                         serf_proto::log::Level::Trace => crate::config::LogLevel::Trace,
