@@ -64,6 +64,8 @@ struct Monitor {
 struct Inner {
     stderr_level: AtomicU8,
     to_stderr: bool,
+    /// `enable_syslog`: lines at or above the stderr level also go to syslog.
+    syslog: Mutex<Option<Syslog>>,
     ring: Mutex<VecDeque<String>>,
     monitors: Mutex<Vec<Monitor>>,
     next_id: AtomicU64,
@@ -105,6 +107,7 @@ impl Logger {
             inner: Arc::new(Inner {
                 stderr_level: AtomicU8::new(level_index(level)),
                 to_stderr,
+                syslog: Mutex::new(None),
                 ring: Mutex::new(VecDeque::with_capacity(RING_LINES)),
                 monitors: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(1),
@@ -135,10 +138,40 @@ impl Logger {
         self.write_line(level, line);
     }
 
+    /// Also sends lines at or above the stderr level to the syslog socket at `path`
+    /// (`/dev/log` for the system's) with `facility` (`LOCAL0`…`LOCAL7`, `USER`,
+    /// `DAEMON`, …), as Go's `enable_syslog` does.
+    #[cfg(unix)]
+    pub fn enable_syslog(&self, path: &std::path::Path, facility: &str) -> Result<(), String> {
+        let code = facility_code(facility).ok_or_else(|| {
+            format!(
+                "unknown syslog facility {facility:?}: use LOCAL0 to LOCAL7, USER, DAEMON, \
+                 AUTH, SYSLOG, KERN, MAIL, LPR, NEWS, UUCP or CRON"
+            )
+        })?;
+        let sock = std::os::unix::net::UnixDatagram::unbound().map_err(|e| e.to_string())?;
+        sock.connect(path)
+            .map_err(|e| format!("cannot reach syslog at {}: {e}", path.display()))?;
+        if let Ok(mut s) = self.inner.syslog.lock() {
+            *s = Some(Syslog {
+                sock,
+                facility: code,
+            });
+        }
+        Ok(())
+    }
+
     fn write_line(&self, level: LogLevel, line: String) {
-        if self.inner.to_stderr && level_index(level) >= self.inner.stderr_level.load(Relaxed) {
+        let shown = level_index(level) >= self.inner.stderr_level.load(Relaxed);
+        if self.inner.to_stderr && shown {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{line}");
+        }
+        if shown
+            && let Ok(s) = self.inner.syslog.lock()
+            && let Some(s) = s.as_ref()
+        {
+            s.send(level, &line);
         }
         if let Ok(mut monitors) = self.inner.monitors.lock() {
             for m in monitors.iter_mut() {
@@ -212,6 +245,60 @@ impl Logger {
     }
 }
 
+/// A connected syslog socket.
+struct Syslog {
+    #[cfg(unix)]
+    sock: std::os::unix::net::UnixDatagram,
+    facility: u8,
+}
+
+impl Syslog {
+    /// RFC 3164 over the local socket: `<PRI>serf[PID]: line`; the daemon adds the time
+    /// and host. A full or gone socket loses the line: logging never blocks the agent.
+    fn send(&self, level: LogLevel, line: &str) {
+        // Go's SyslogWrapper: ERR → err, WARN → warning, INFO → info, DEBUG and TRACE →
+        // debug.
+        let severity = match level {
+            LogLevel::Err => 3,
+            LogLevel::Warn => 4,
+            LogLevel::Info => 6,
+            LogLevel::Debug | LogLevel::Trace => 7,
+        };
+        let msg = format!(
+            "<{}>serf[{}]: {line}",
+            u32::from(self.facility) * 8 + severity,
+            std::process::id()
+        );
+        #[cfg(unix)]
+        let _ = self.sock.send(msg.as_bytes());
+    }
+}
+
+/// Syslog facility numbers by the names Go's `syslog_facility` takes.
+fn facility_code(name: &str) -> Option<u8> {
+    Some(match name.to_ascii_uppercase().as_str() {
+        "KERN" => 0,
+        "USER" => 1,
+        "MAIL" => 2,
+        "DAEMON" => 3,
+        "AUTH" => 4,
+        "SYSLOG" => 5,
+        "LPR" => 6,
+        "NEWS" => 7,
+        "UUCP" => 8,
+        "CRON" => 9,
+        "LOCAL0" => 16,
+        "LOCAL1" => 17,
+        "LOCAL2" => 18,
+        "LOCAL3" => 19,
+        "LOCAL4" => 20,
+        "LOCAL5" => 21,
+        "LOCAL6" => 22,
+        "LOCAL7" => 23,
+        _ => return None,
+    })
+}
+
 /// `YYYY/MM/DD HH:MM:SS`, as Go's `log.LstdFlags`, in UTC (Go prints local time; agents
 /// run with TZ=UTC in practice, and UTC needs no time-zone database).
 pub fn timestamp(t: SystemTime) -> String {
@@ -273,6 +360,30 @@ mod tests {
         log.debug("agent", "filtered");
         assert!(rx.try_recv().unwrap().ends_with("[WARN] agent.ipc: live"));
         assert!(rx.try_recv().is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn syslog_gets_lines_at_the_level_with_the_facility() {
+        let dir = std::env::temp_dir().join(format!("serf-syslog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.sock");
+        let _ = std::fs::remove_file(&path);
+        let server = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        server.set_nonblocking(true).unwrap();
+        let log = Logger::new(LogLevel::Info, false);
+        assert!(log.enable_syslog(&path, "LOCAL9").is_err());
+        log.enable_syslog(&path, "local0").unwrap();
+        log.debug("agent", "hidden");
+        log.warn("agent", "shown");
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).unwrap();
+        let got = std::str::from_utf8(&buf[..n]).unwrap();
+        // LOCAL0 (16) * 8 + warning (4) = 132.
+        assert!(got.starts_with("<132>serf["), "{got}");
+        assert!(got.ends_with("[WARN] agent: shown"), "{got}");
+        assert!(server.recv(&mut buf).is_err(), "DEBUG is below the level");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -46,8 +46,19 @@ fn agent_main(args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    for w in &cfg.warnings {
+        println!("==> {w}");
+    }
     runtime().block_on(async move {
         let logger = Logger::new(cfg.log_level, true);
+        #[cfg(unix)]
+        if cfg.enable_syslog
+            && let Err(e) =
+                logger.enable_syslog(std::path::Path::new("/dev/log"), &cfg.syslog_facility)
+        {
+            eprintln!("==> Syslog setup failed: {e}");
+            return 1;
+        }
         println!("==> Starting Serf agent...");
         let agent = match Agent::start(cfg, core, logger).await {
             Ok(a) => a,
