@@ -244,7 +244,7 @@ impl Agent {
             shutdown,
             max_connections: MAX_RPC_CONNECTIONS,
             clients: Arc::new(AtomicUsize::new(0)),
-            limits: Default::default(),
+            limits: crate::rpc::server::REQUEST_LIMITS,
         });
         let rpc = match RpcServer::bind(config.rpc_addr, ctx.clone()).await {
             Ok(r) => r,

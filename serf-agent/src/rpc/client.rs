@@ -106,7 +106,13 @@ impl RpcClient {
             sock,
             buf: Vec::new(),
             seq: 0,
-            limits: Limits::default(),
+            // Replies can be large (the members of a big cluster): 64 MiB and a million
+            // entries, still bounded against a hostile listener on the port.
+            limits: Limits {
+                max_value_bytes: 64 << 20,
+                max_depth: 32,
+                max_collection: 1 << 20,
+            },
             queued: VecDeque::new(),
         };
         c.call(

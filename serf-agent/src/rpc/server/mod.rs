@@ -62,6 +62,15 @@ pub const IPC_VERSION: i64 = 1;
 /// are forgotten past this (Go keeps them until their deadline).
 const MAX_PENDING_QUERIES: usize = 1024;
 
+/// Bounds on one request value. Requests are small (a user event is at most 9 KiB, tags
+/// 512 bytes): 256 KiB leaves room for long join lists while 256 connections can hold at
+/// most 64 MiB of unfinished requests.
+pub const REQUEST_LIMITS: Limits = Limits {
+    max_value_bytes: 256 << 10,
+    max_depth: 32,
+    max_collection: 1 << 16,
+};
+
 /// Replies and records queued for one connection's writer.
 const WRITE_QUEUE: usize = 64;
 
@@ -730,12 +739,9 @@ impl Connection {
         let err = match handle {
             None => errors::INVALID_QUERY_ID.to_string(),
             Some(h) => match self.ctx.handle.respond(h, payload).await {
-                Ok(()) => {
-                    if let Ok(mut q) = self.queries.lock() {
-                        q.by_id.remove(&id);
-                    }
-                    String::new()
-                }
+                // Kept until evicted, as Go keeps it until the deadline: a second
+                // respond gets the node's "already sent" error.
+                Ok(()) => String::new(),
                 Err(e) => e.to_string(),
             },
         };
