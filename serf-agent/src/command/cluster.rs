@@ -2,7 +2,7 @@
 
 use super::flags::{Flag, Kind};
 use super::output::{Json, columnize, string_map, to_json};
-use super::{RPC_HELP, connect, parse_flags, parse_tags};
+use super::{RPC_HELP, connect, parse_flags, parse_tags, usage_error};
 use crate::rpc::messages::RpcMember;
 use std::net::SocketAddr;
 
@@ -156,10 +156,7 @@ Options:
         Err(code) => return code,
     };
     if p.args.is_empty() {
-        eprintln!("At least one address to join must be specified.");
-        eprintln!();
-        eprintln!("{help}");
-        return 1;
+        return usage_error("At least one address to join must be specified.", &help);
     }
     let mut client = match connect(&p).await {
         Ok(c) => c,
@@ -227,10 +224,7 @@ Options:
         Err(code) => return code,
     };
     if p.args.len() != 1 {
-        eprintln!("A node name must be specified to force leave.");
-        eprintln!();
-        eprintln!("{help}");
-        return 1;
+        return usage_error("A node name must be specified to force leave.", &help);
     }
     let mut client = match connect(&p).await {
         Ok(c) => c,
@@ -388,10 +382,7 @@ Options:
             }
         }
     } else if nodes.len() != 2 {
-        eprintln!("One or two node names must be specified");
-        eprintln!();
-        eprintln!("{help}");
-        return 1;
+        return usage_error("One or two node names must be specified", &help);
     }
     let mut coords = Vec::new();
     for n in &nodes {

@@ -2,7 +2,7 @@
 
 use super::flags::{Flag, Kind};
 use super::output::{Json, to_json};
-use super::{RPC_HELP, connect, parse_flags, parse_tags};
+use super::{RPC_HELP, connect, parse_flags, parse_tags, usage_error};
 use crate::config::parse_go_duration;
 use crate::rpc::client::QueryRequest;
 use crate::rpc::msgpack::{Fields, Value};
@@ -32,16 +32,13 @@ Options:
         Err(code) => return code,
     };
     if p.args.is_empty() {
-        eprintln!("An event name must be specified.");
-        eprintln!();
-        eprintln!("{help}");
-        return 1;
+        return usage_error("An event name must be specified.", &help);
     }
     if p.args.len() > 2 {
-        eprintln!("Too many command line arguments. Only a name and payload must be specified.");
-        eprintln!();
-        eprintln!("{help}");
-        return 1;
+        return usage_error(
+            "Too many command line arguments. Only a name and payload must be specified.",
+            &help,
+        );
     }
     let coalesce = p.bool("coalesce", true);
     let name = &p.args[0];
@@ -122,16 +119,13 @@ Options:
         }
     };
     if p.args.is_empty() {
-        eprintln!("A query name must be specified.");
-        eprintln!();
-        eprintln!("{help}");
-        return 1;
+        return usage_error("A query name must be specified.", &help);
     }
     if p.args.len() > 2 {
-        eprintln!("Too many command line arguments. Only a name and payload must be specified.");
-        eprintln!();
-        eprintln!("{help}");
-        return 1;
+        return usage_error(
+            "Too many command line arguments. Only a name and payload must be specified.",
+            &help,
+        );
     }
     if !(0..=255).contains(&relay) {
         eprintln!("Relay factor must be between 0 and 255");

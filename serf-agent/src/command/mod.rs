@@ -96,6 +96,15 @@ pub fn parse_flags(args: &[String], own: &[Flag], help: &str) -> Result<Parsed, 
     }
 }
 
+/// Prints a usage error as Go's commands do (the message, a blank line, the help) and
+/// returns exit code 1.
+pub fn usage_error(message: &str, help: &str) -> i32 {
+    eprintln!("{message}");
+    eprintln!();
+    eprintln!("{help}");
+    1
+}
+
 /// Connects to the agent named by `-rpc-addr`/`-rpc-auth` or the environment, printing
 /// Go's "Error connecting to Serf agent: …" on failure.
 pub async fn connect(p: &Parsed) -> Result<RpcClient, i32> {
