@@ -367,12 +367,13 @@ fn go_repr(v: &Value) -> String {
         Value::Nil => "interface {}(nil)".into(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => format!("{i}"),
-        Value::Uint(u) => format!("0x{u:x}"),
+        // go-msgpack decodes integers into `interface{}` as int64, printed in decimal.
+        Value::Uint(u) => format!("{u}"),
         Value::Float(f) => format!("{f}"),
         Value::Str(s) => format!("{:?}", String::from_utf8_lossy(s)),
         Value::Bin(b) => {
             let bytes: Vec<String> = b.iter().map(|x| format!("0x{x:x}")).collect();
-            format!("[]uint8{{{}}}", bytes.join(", "))
+            format!("[]byte{{{}}}", bytes.join(", "))
         }
         Value::Array(items) => {
             let items: Vec<String> = items.iter().map(go_repr).collect();
