@@ -430,3 +430,39 @@ fn sigterm_leaves_only_with_leave_on_terminate_and_sigint_can_skip_the_leave() {
         status_of(&bin, &a.rpc, "i").as_deref() == Some("failed")
     });
 }
+
+#[test]
+fn prometheus_metrics_count_members_handlers_and_rpc_clients() {
+    use std::io::{Read, Write};
+    let dir = tempdir();
+    let bin = ours();
+    let metrics = addr(free_port());
+    let a = start(
+        &bin,
+        dir.path(),
+        "a",
+        &[
+            "-profile=local",
+            &format!("-prometheus-addr={metrics}"),
+            "-event-handler=user=true",
+        ],
+    );
+    cli(&bin, &a.rpc, &["event", "-coalesce=false", "x"]);
+    // An RPC client held open while the metrics are read.
+    let _held = std::net::TcpStream::connect(&a.rpc).unwrap();
+    let scrape = || {
+        let mut s = std::net::TcpStream::connect(&metrics).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body
+    };
+    eventually("the handler run and the held client in the metrics", || {
+        let m = scrape();
+        m.contains("serf_members{status=\"alive\"} 1")
+            && m.contains("serf_agent_rpc_clients 1")
+            && m.lines()
+                .any(|l| l.starts_with("serf_agent_handler_runs_total 1"))
+    });
+}
