@@ -29,6 +29,14 @@ pub enum StartError {
     /// The snapshot file could not be read or written, or a line of it is corrupt.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotFileError),
+    /// The TLS or QUIC certificates could not be loaded or do not fit this node.
+    #[cfg(any(feature = "tls", feature = "quic"))]
+    #[error(transparent)]
+    Certificates(#[from] crate::CertError),
+    /// The QUIC endpoint could not be set up.
+    #[cfg(feature = "quic")]
+    #[error("could not start QUIC: {0}")]
+    Quic(String),
     /// The OS gave no entropy for the node's random seed.
     #[error("no OS entropy for the random seed: {0}; pass one with Builder::seed")]
     Entropy(String),

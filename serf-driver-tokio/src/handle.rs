@@ -1,12 +1,14 @@
 //! The application's side: a cheap, cloneable [`SerfHandle`] whose commands go to the
-//! task that owns the core, the [`Events`] stream, and [`QueryStream`]s.
+//! task that owns the core. Its reads and streams are in `members.rs` and `events.rs`.
 
 use crate::Error;
+use crate::events::{QueryEvent, QueryStream};
+use crate::members::Members;
 use crate::metrics::{DriverMetrics, DriverStats};
 use bytes::Bytes;
 use serf_proto::serf::{
-    Coordinate, Event, KeyResponse, Member, MemberStatus, QueryHandle, QueryId, QueryParams,
-    SerfError, SerfMetrics, SerfState, Stats, Tags,
+    Coordinate, KeyResponse, Member, QueryHandle, QueryId, QueryParams, SerfError, SerfMetrics,
+    Stats, Tags,
 };
 use serf_proto::{Instant, Metrics, Name, SecretKey, Serf};
 use std::net::SocketAddr;
@@ -55,115 +57,6 @@ impl std::fmt::Debug for Command {
             Command::Key { .. } => "Key",
             Command::Shutdown => "Shutdown",
         })
-    }
-}
-
-/// The members as the node last saw them: a copy the task republishes whenever
-/// membership or the node's state changed, read without waiting on the task.
-#[derive(Debug, Clone)]
-pub struct Members {
-    /// This node.
-    pub local: Member,
-    /// Every member known, this node included, in no particular order.
-    pub members: Vec<Member>,
-    /// This node's state.
-    pub state: SerfState,
-    /// The core's membership change counter when this copy was made.
-    pub version: u64,
-}
-
-impl Members {
-    /// The member named `name`, if known.
-    pub fn get(&self, name: &str) -> Option<&Member> {
-        self.members.iter().find(|m| m.name.as_str() == name)
-    }
-
-    /// The status of the member named `name`, if known.
-    pub fn status_of(&self, name: &str) -> Option<MemberStatus> {
-        self.get(name).map(|m| m.status)
-    }
-
-    /// How many members have `status`.
-    pub fn count(&self, status: MemberStatus) -> usize {
-        self.members.iter().filter(|m| m.status == status).count()
-    }
-}
-
-/// What happens to one of our queries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QueryEvent {
-    /// A node acknowledged it (when acks were requested).
-    Ack {
-        /// The node.
-        from: Name,
-    },
-    /// A node answered.
-    Response {
-        /// The node.
-        from: Name,
-        /// Its answer.
-        payload: Bytes,
-    },
-    /// The query ended: every node expected answered, or the timeout passed. Last.
-    Done {
-        /// Acks received.
-        acks: usize,
-        /// Responses received.
-        responses: usize,
-        /// Whether every node expected to answer did, before the timeout.
-        complete: bool,
-    },
-}
-
-/// The acks and responses to one query, then [`QueryEvent::Done`].
-#[derive(Debug)]
-pub struct QueryStream {
-    rx: mpsc::UnboundedReceiver<QueryEvent>,
-}
-
-impl QueryStream {
-    /// The next ack or response, or the end; `None` after the end.
-    pub async fn recv(&mut self) -> Option<QueryEvent> {
-        self.rx.recv().await
-    }
-
-    /// Collects every response until the query ends: (node, answer) pairs, and whether
-    /// every node expected to answer did.
-    pub async fn collect(mut self) -> (Vec<(Name, Bytes)>, bool) {
-        let mut out = Vec::new();
-        while let Some(e) = self.rx.recv().await {
-            match e {
-                QueryEvent::Response { from, payload } => out.push((from, payload)),
-                QueryEvent::Ack { .. } => {}
-                QueryEvent::Done { complete, .. } => return (out, complete),
-            }
-        }
-        (out, false)
-    }
-}
-
-/// Events for the application: member changes, user events, queries to answer, and
-/// the rest of [`serf_proto::serf::Event`] (query acks, responses and key answers go to
-/// the caller that asked instead).
-///
-/// **Overflow**: the queue holds `Builder::event_capacity` events (1,024 by default). The
-/// protocol never waits for the application: when the queue is full, new events are
-/// dropped and counted in [`DriverStats::events_dropped`]. Read promptly, or raise the
-/// capacity.
-#[derive(Debug)]
-pub struct Events {
-    pub(crate) rx: mpsc::Receiver<Event>,
-}
-
-impl Events {
-    /// The next event; `None` once the node has shut down and every event was read.
-    pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await
-    }
-
-    /// An event if one is queued now.
-    pub fn try_recv(&mut self) -> Option<Event> {
-        self.rx.try_recv().ok()
     }
 }
 
@@ -236,26 +129,102 @@ impl SerfHandle {
     }
 
     /// This node's name.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// assert_eq!(node.name().as_str(), "a");
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn name(&self) -> &Name {
         &self.name
     }
 
     /// The address other nodes reach this one at (UDP and TCP share the port).
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let addr = node.local_addr();
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0, "the port the OS picked");
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The members as last published; never waits on the node's task.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let view = node.members();
+    /// assert_eq!(view.members.len(), 1);
+    /// assert_eq!(view.local.name.as_str(), "a");
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn members(&self) -> Arc<Members> {
         self.view.borrow().clone()
     }
 
     /// This node as a member.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// use serf_proto::serf::MemberStatus;
+    ///
+    /// let me = node.local_member();
+    /// assert_eq!((me.name.as_str(), me.status), ("a", MemberStatus::Alive));
+    /// assert_eq!(me.addr, node.local_addr());
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn local_member(&self) -> Member {
         self.view.borrow().local.clone()
     }
 
     /// Waits until the member view changes (after the copy last read by this handle).
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (a, _a_events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # let (b, _b_events) = Builder::new("b").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let mut watch = a.clone();
+    /// b.join(&[a.local_addr()], false).await?;
+    /// // Sleep until a's view holds b, without polling.
+    /// let mut view = watch.members();
+    /// while view.get("b").is_none() {
+    ///     view = watch.members_changed().await?;
+    /// }
+    /// # a.shutdown().await?;
+    /// # b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn members_changed(&mut self) -> Result<Arc<Members>, Error> {
         self.view.changed().await.map_err(|_| Error::Shutdown)?;
         Ok(self.view.borrow_and_update().clone())
@@ -263,6 +232,28 @@ impl SerfHandle {
 
     /// Joins the cluster through `seeds` (a push-pull with each); returns how many were
     /// reached. With `ignore_old`, user events from before the join are not delivered.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (a, _a_events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # let (b, _b_events) = Builder::new("b").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let reached = b.join(&[a.local_addr()], false).await?;
+    /// assert_eq!(reached, 1);
+    /// assert!(b.members().get("a").is_some(), "the push-pull brought a's members");
+    ///
+    /// // A seed nobody listens on fails, saying why.
+    /// let (c, _c_events) = Builder::new("c").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let nobody = c.local_addr();
+    /// c.shutdown().await?;
+    /// assert!(b.join(&[nobody], false).await.is_err());
+    /// # a.shutdown().await?;
+    /// # b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn join(&self, seeds: &[SocketAddr], ignore_old: bool) -> Result<usize, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Join {
@@ -277,6 +268,28 @@ impl SerfHandle {
     /// Leaves gracefully and waits until the leave went out: other members then see this
     /// node as left, not failed. The node keeps running until [`SerfHandle::shutdown`].
     /// Calling it again while leaving waits for the same leave.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (a, _a_events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # let (b, mut b_events) = Builder::new("b").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # b.join(&[a.local_addr()], false).await?;
+    /// use serf_proto::serf::MemberStatus;
+    ///
+    /// b.leave().await?;
+    /// // a learns that b left (not failed).
+    /// let mut watch = a.clone();
+    /// while watch.members().status_of("b") != Some(MemberStatus::Left) {
+    ///     watch.members_changed().await?;
+    /// }
+    /// # a.shutdown().await?;
+    /// # b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn leave(&self) -> Result<(), Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Leave { reply }).await?;
@@ -285,6 +298,22 @@ impl SerfHandle {
 
     /// Stops the node now (not gracefully: [`SerfHandle::leave`] first) and waits until
     /// its sockets are closed, so the port can be bound again at once.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let addr = node.local_addr();
+    /// node.shutdown().await?;
+    /// // The port is free at once: a new node can bind it.
+    /// let (again, _events) = Builder::new("a").bind(addr).config(Config::local()).start().await?;
+    /// assert_eq!(again.local_addr(), addr);
+    /// # again.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn shutdown(&self) -> Result<(), Error> {
         let _ = self.commands.send(Command::Shutdown).await;
         let mut done = self.done.clone();
@@ -297,6 +326,29 @@ impl SerfHandle {
     }
 
     /// Fires a user event to the whole cluster.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (a, _a_events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # let (b, mut b_events) = Builder::new("b").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # b.join(&[a.local_addr()], false).await?;
+    /// use serf_proto::serf::Event;
+    ///
+    /// a.user_event("deploy", &b"v2"[..], false).await?;
+    /// loop {
+    ///     if let Some(Event::User(e)) = b_events.recv().await {
+    ///         assert_eq!((e.name.as_str(), &e.payload[..]), ("deploy", &b"v2"[..]));
+    ///         break;
+    ///     }
+    /// }
+    /// # a.shutdown().await?;
+    /// # b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn user_event(
         &self,
         name: &str,
@@ -310,6 +362,36 @@ impl SerfHandle {
     }
 
     /// Sends a query; the returned stream yields acks and responses, then the end.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (a, _a_events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # let (b, mut b_events) = Builder::new("b").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # b.join(&[a.local_addr()], false).await?;
+    /// # let responder = b.clone();
+    /// # tokio::spawn(async move {
+    /// #     while let Some(e) = b_events.recv().await {
+    /// #         if let serf_proto::serf::Event::Query(q) = e {
+    /// #             let _ = responder.respond(q.handle, &b"b is here"[..]).await;
+    /// #         }
+    /// #     }
+    /// # });
+    /// use serf_proto::serf::QueryParams;
+    ///
+    /// // Ask b only (a filter names who must answer, so the query ends when b has).
+    /// let params = QueryParams { filter_nodes: vec!["b".into()], ..QueryParams::default() };
+    /// let (answers, complete) = a.query("where", &b""[..], params).await?.collect().await;
+    /// assert!(complete);
+    /// assert_eq!(answers[0].0.as_str(), "b");
+    /// assert_eq!(&answers[0].1[..], b"b is here");
+    /// # a.shutdown().await?;
+    /// # b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn query(
         &self,
         name: &str,
@@ -350,7 +432,35 @@ impl SerfHandle {
         Ok(QueryStream { rx })
     }
 
-    /// Answers a query received as [`Event::Query`], once, before its deadline.
+    /// Answers a query received as [`Event::Query`](serf_proto::serf::Event::Query), once, before its deadline.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (a, _a_events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # let (b, mut b_events) = Builder::new("b").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # b.join(&[a.local_addr()], false).await?;
+    /// use serf_proto::serf::{Event, QueryParams};
+    ///
+    /// // b answers the queries it receives with its name.
+    /// let responder = b.clone();
+    /// tokio::spawn(async move {
+    ///     while let Some(e) = b_events.recv().await {
+    ///         if let Event::Query(q) = e {
+    ///             let _ = responder.respond(q.handle, responder.name().to_string()).await;
+    ///         }
+    ///     }
+    /// });
+    /// let params = QueryParams { filter_nodes: vec!["b".into()], ..QueryParams::default() };
+    /// let (answers, _) = a.query("who", &b""[..], params).await?.collect().await;
+    /// assert_eq!(&answers[0].1[..], b"b");
+    /// # a.shutdown().await?;
+    /// # b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn respond(
         &self,
         query: QueryHandle,
@@ -363,6 +473,30 @@ impl SerfHandle {
     }
 
     /// Replaces this node's tags; other members see a member update.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (a, _a_events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # let (b, mut b_events) = Builder::new("b").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # b.join(&[a.local_addr()], false).await?;
+    /// use serf_proto::serf::Tags;
+    ///
+    /// let mut tags = Tags::new();
+    /// tags.insert("role".into(), "web".into());
+    /// a.set_tags(tags).await?;
+    /// // The change reaches b.
+    /// let mut watch = b.clone();
+    /// while watch.members().get("a").and_then(|m| m.tags.get("role").cloned()).as_deref() != Some("web") {
+    ///     watch.members_changed().await?;
+    /// }
+    /// # a.shutdown().await?;
+    /// # b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn set_tags(&self, tags: Tags) -> Result<(), Error> {
         self.call(move |s, now| s.set_tags(now, tags))
             .await?
@@ -370,6 +504,35 @@ impl SerfHandle {
     }
 
     /// Forces a failed member out (`serf force-leave`); with `prune`, erases it at once.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::{Config, MemberStatus};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Fast failure detection, for the example.
+    /// let mut config = Config::local();
+    /// config.memberlist.probe_interval = Duration::from_millis(100);
+    /// config.memberlist.probe_timeout = Duration::from_millis(50);
+    /// config.memberlist.suspicion_mult = 1;
+    /// # let (a, _a_events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(config.clone()).start().await?;
+    /// # let (b, _b_events) = Builder::new("b").bind("127.0.0.1:0".parse()?).config(config).start().await?;
+    /// # b.join(&[a.local_addr()], false).await?;
+    /// // b dies without leaving; a sees it failed, then forces it out and forgets it.
+    /// b.shutdown().await?;
+    /// let mut watch = a.clone();
+    /// while watch.members().status_of("b") != Some(MemberStatus::Failed) {
+    ///     watch.members_changed().await?;
+    /// }
+    /// a.force_leave("b", true).await?;
+    /// while watch.members().get("b").is_some() {
+    ///     watch.members_changed().await?;
+    /// }
+    /// # a.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn force_leave(&self, name: &str, prune: bool) -> Result<(), Error> {
         let name = name.to_string();
         self.call(move |s, now| s.force_leave(now, &name, prune))
@@ -391,26 +554,112 @@ impl SerfHandle {
     }
 
     /// Installs `key` on every node; the answer says how many did and any errors.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # use serf_proto::{Keyring, SecretKey};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut config = Config::local();
+    /// config.memberlist.keyring = Some(Keyring::new(SecretKey([1; 32])));
+    /// let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(config).start().await?;
+    /// let r = node.install_key(SecretKey([2; 32])).await?;
+    /// assert_eq!((r.num_nodes, r.num_resp, r.num_err), (1, 1, 0));
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn install_key(&self, key: SecretKey) -> Result<KeyResponse, Error> {
         self.key_op(move |s, now| s.install_key(now, &key)).await
     }
 
     /// Makes `key` the primary (encrypting) key on every node.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # use serf_proto::{Keyring, SecretKey};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut config = Config::local();
+    /// # config.memberlist.keyring = Some(Keyring::new(SecretKey([1; 32])));
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(config).start().await?;
+    /// // A key must be installed everywhere before it becomes the primary.
+    /// node.install_key(SecretKey([2; 32])).await?;
+    /// let r = node.use_key(SecretKey([2; 32])).await?;
+    /// assert_eq!(r.num_err, 0);
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn use_key(&self, key: SecretKey) -> Result<KeyResponse, Error> {
         self.key_op(move |s, now| s.use_key(now, &key)).await
     }
 
     /// Removes `key` from every node.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # use serf_proto::{Keyring, SecretKey};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut config = Config::local();
+    /// # config.memberlist.keyring = Some(Keyring::new(SecretKey([1; 32])));
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(config).start().await?;
+    /// // Rotation: install, use, then remove the old key.
+    /// node.install_key(SecretKey([2; 32])).await?;
+    /// node.use_key(SecretKey([2; 32])).await?;
+    /// let r = node.remove_key(SecretKey([1; 32])).await?;
+    /// assert_eq!(r.num_err, 0);
+    /// // The primary key cannot be removed: the node says so.
+    /// let r = node.remove_key(SecretKey([2; 32])).await?;
+    /// assert_eq!(r.num_err, 1);
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn remove_key(&self, key: SecretKey) -> Result<KeyResponse, Error> {
         self.key_op(move |s, now| s.remove_key(now, &key)).await
     }
 
     /// Lists the keys every node holds.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # use serf_proto::{Keyring, SecretKey};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut config = Config::local();
+    /// # config.memberlist.keyring = Some(Keyring::new(SecretKey([1; 32])));
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(config).start().await?;
+    /// let r = node.list_keys().await?;
+    /// // Each key, and on how many nodes it is installed.
+    /// assert_eq!(r.keys.get(&[1; 32]), Some(&1));
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn list_keys(&self) -> Result<KeyResponse, Error> {
         self.key_op(|s, now| s.list_keys(now)).await
     }
 
     /// This node's network coordinate, if coordinates are on.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let coordinate = node.coordinate().await?;
+    /// assert!(coordinate.is_some(), "coordinates are on by default");
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn coordinate(&self) -> Result<Option<Coordinate>, Error> {
         self.call(|s, _| s.coordinate().cloned()).await
     }
@@ -430,17 +679,76 @@ impl SerfHandle {
     }
 
     /// The estimated round-trip time between two members, from their coordinates.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (a, _a_events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # let (b, mut b_events) = Builder::new("b").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// # b.join(&[a.local_addr()], false).await?;
+    /// use std::time::Duration;
+    ///
+    /// // Coordinates settle as probes go back and forth (a probe a second here).
+    /// let mut estimate = None;
+    /// for _ in 0..100 {
+    ///     estimate = a.rtt("a", "b").await?;
+    ///     if estimate.is_some() {
+    ///         break;
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(50)).await;
+    /// }
+    /// assert!(estimate.is_some());
+    /// // Unknown members have no estimate.
+    /// assert_eq!(a.rtt("a", "nobody").await?, None);
+    /// # a.shutdown().await?;
+    /// # b.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn rtt(&self, a: &str, b: &str) -> Result<Option<Duration>, Error> {
         let (a, b) = (a.to_string(), b.to_string());
         self.call(move |s, _| s.rtt(&a, &b)).await
     }
 
     /// Go's `Stats()`: member counts, clocks, queue depths.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let stats = node.stats().await?;
+    /// assert_eq!((stats.members, stats.failed, stats.left), (1, 0, 0));
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn stats(&self) -> Result<Stats, Error> {
         self.call(|s, _| s.stats()).await
     }
 
     /// Every counter: the memberlist layer's, the Serf layer's, and the driver's.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let (memberlist, serf, driver) = node.metrics().await?;
+    /// // Every counter by name, with its help text: what a Prometheus exporter needs.
+    /// for (name, help, value) in memberlist.iter().chain(serf.iter()) {
+    ///     assert!(!name.is_empty() && !help.is_empty());
+    ///     let _ = value;
+    /// }
+    /// assert_eq!(driver.events_dropped, 0);
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn metrics(&self) -> Result<(Metrics, SerfMetrics, DriverStats), Error> {
         let driver = self.metrics.clone();
         self.call(move |s, _| {
@@ -454,7 +762,41 @@ impl SerfHandle {
     }
 
     /// The driver's own counters, read without waiting on the task.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// let stats = node.driver_stats();
+    /// assert_eq!(stats.streams_refused, 0);
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn driver_stats(&self) -> DriverStats {
         self.metrics.snapshot()
+    }
+
+    /// Where and why the latest TLS or QUIC handshake failed, either way (a peer's
+    /// certificate from another CA, or not naming the node expected; ours refused by
+    /// the peer; a timeout); `None` if none has. The first thing to read when a node
+    /// with secure streams cannot join.
+    ///
+    /// ```
+    /// # use serf_driver_tokio::Builder;
+    /// # use serf_proto::serf::Config;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let (node, _events) = Builder::new("a").bind("127.0.0.1:0".parse()?).config(Config::local()).start().await?;
+    /// // Plain TCP streams have no handshake to fail.
+    /// assert_eq!(node.last_handshake_failure(), None);
+    /// # node.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn last_handshake_failure(&self) -> Option<String> {
+        self.metrics.last_handshake_failure()
     }
 }

@@ -1,5 +1,6 @@
-//! TCP connections for the core's streams: one small task per connection, framed with
-//! [`serf_proto::framing`].
+//! Connections for the core's streams: one small task per connection, framed with
+//! [`serf_proto::framing`], over TCP, or TLS and QUIC (`tls.rs`, `quic.rs`), which reuse
+//! [`run_io`] once their handshake is done.
 //!
 //! The task owning the core never awaits a connection. It hands each connection a queue
 //! of frames to write and gets back what the connection read: whole frames, an orderly
@@ -8,8 +9,8 @@
 //! the budget is returned when the core has consumed the frame.
 
 use crate::metrics::DriverMetrics;
-use serf_proto::StreamId;
 use serf_proto::framing::{HEADER_LEN, decode_header, encode_header};
+use serf_proto::{Name, StreamId};
 
 /// The frame in `buf` behind its length prefix, ready for one write.
 pub(crate) fn framed(buf: &[u8]) -> Vec<u8> {
@@ -22,9 +23,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Frames queued for one connection before the core's further frames fail the stream.
@@ -33,7 +33,7 @@ pub(crate) const WRITE_QUEUE: usize = 16;
 
 /// How long a closed connection waits for the peer's end before it is dropped: dropping
 /// a socket with unread input resets it, which can destroy what we sent last.
-const LINGER: Duration = Duration::from_secs(5);
+pub(crate) const LINGER: Duration = Duration::from_secs(5);
 
 /// What the core task asks of a connection.
 #[derive(Debug)]
@@ -66,27 +66,62 @@ pub(crate) struct StreamShared {
     pub budget_bytes: usize,
     pub max_frame: usize,
     pub metrics: Arc<DriverMetrics>,
+    /// How streams are opened: plain TCP, TLS or QUIC.
+    pub connector: Connector,
 }
 
-/// Connects to `to` by `deadline` (the core's, for this stream), then runs the
-/// connection.
-pub(crate) async fn run_outbound(
-    id: StreamId,
-    to: SocketAddr,
-    deadline: tokio::time::Instant,
-    writes: mpsc::Receiver<Write>,
-    shared: StreamShared,
-) {
-    match tokio::time::timeout_at(deadline, TcpStream::connect(to)).await {
-        Ok(Ok(stream)) => run(id, stream, writes, shared).await,
-        _ => {
-            shared.metrics.connects_failed.fetch_add(1, Relaxed);
-            let _ = shared.events.send((id, StreamMsg::Failed)).await;
+/// The stream transport chosen on the `Builder`, with what it needs to connect.
+#[derive(Debug, Clone)]
+pub(crate) enum Connector {
+    /// Plain TCP on the gossip port.
+    Tcp,
+    /// TLS over TCP on the gossip port.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsConnector),
+    /// QUIC, multiplexed on the gossip port's UDP socket.
+    #[cfg(feature = "quic")]
+    Quic(Arc<crate::quic::QuicConnector>),
+}
+
+/// A stream the core asked to open ([`serf_proto::Output::OpenStream`]).
+#[derive(Debug)]
+pub(crate) struct Open {
+    pub id: StreamId,
+    pub to: SocketAddr,
+    /// The node expected at `to`, when the core knows it: TLS and QUIC check it.
+    #[cfg_attr(not(any(feature = "tls", feature = "quic")), allow(dead_code))]
+    pub peer: Option<Name>,
+    /// The core's deadline for the stream: connecting (and any handshake) past it is
+    /// pointless.
+    pub deadline: tokio::time::Instant,
+    /// What the core queues for the stream, possibly before it is connected.
+    pub writes: mpsc::Receiver<Write>,
+}
+
+/// Connects over the chosen transport by the core's deadline, checking the peer when
+/// the transport is secure, then runs the connection.
+pub(crate) async fn run_outbound(open: Open, shared: StreamShared) {
+    match shared.connector.clone() {
+        Connector::Tcp => {
+            match tokio::time::timeout_at(open.deadline, TcpStream::connect(open.to)).await {
+                Ok(Ok(stream)) => run(open.id, stream, open.writes, shared).await,
+                _ => connect_failed(open.id, &shared).await,
+            }
         }
+        #[cfg(feature = "tls")]
+        Connector::Tls(tls) => tls.run_outbound(open, shared).await,
+        #[cfg(feature = "quic")]
+        Connector::Quic(quic) => quic.run_outbound(open, shared).await,
     }
 }
 
-/// Runs an established connection until both sides are done.
+/// Counts a failed connect and tells the core.
+pub(crate) async fn connect_failed(id: StreamId, shared: &StreamShared) {
+    shared.metrics.connects_failed.fetch_add(1, Relaxed);
+    let _ = shared.events.send((id, StreamMsg::Failed)).await;
+}
+
+/// Runs an established TCP connection until both sides are done.
 pub(crate) async fn run(
     id: StreamId,
     stream: TcpStream,
@@ -95,30 +130,49 @@ pub(crate) async fn run(
 ) {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
+    run_io(id, read, write, writes, shared).await;
+}
+
+/// Runs the two directions of an established connection until both are done: frames
+/// queued by the core are written, frames read are reported. Returns how the writing
+/// side ended; the caller then drops the connection (QUIC closes it explicitly).
+pub(crate) async fn run_io<R, W>(
+    id: StreamId,
+    read: R,
+    write: W,
+    writes: mpsc::Receiver<Write>,
+    shared: StreamShared,
+) -> Ending
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send,
+{
     let mut reader = tokio::spawn(read_frames(id, read, shared.clone()));
-    if write_frames(write, writes, &shared).await == Ending::Closed {
+    let ending = write_frames(write, writes, &shared).await;
+    if ending == Ending::Closed {
         // Our side is closed: give the peer a moment to finish, reading what it still
         // sends, then drop the socket.
         if tokio::time::timeout(LINGER, &mut reader).await.is_ok() {
-            return;
+            return ending;
         }
     }
     // Aborted, or the peer lingered too long: drop the socket now (unread input makes
     // the kernel reset it, so the peer's end fails).
     reader.abort();
+    Ending::Aborted
 }
 
 /// How the writing side of a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
+pub(crate) enum Ending {
     /// Everything queued was written and our side was shut down.
     Closed,
     /// The core gave up on the stream, or a write failed.
     Aborted,
 }
 
-async fn write_frames(
-    mut write: OwnedWriteHalf,
+async fn write_frames<W: AsyncWrite + Unpin>(
+    mut write: W,
     mut writes: mpsc::Receiver<Write>,
     shared: &StreamShared,
 ) -> Ending {
@@ -142,7 +196,7 @@ async fn write_frames(
     Ending::Aborted
 }
 
-async fn read_frames(id: StreamId, mut read: OwnedReadHalf, shared: StreamShared) {
+async fn read_frames<R: AsyncRead + Unpin>(id: StreamId, mut read: R, shared: StreamShared) {
     let msg = loop {
         let mut header = [0u8; HEADER_LEN];
         match read.read_exact(&mut header).await {

@@ -9,10 +9,15 @@
 //! so a flood of datagrams or connections cannot starve timers or commands.
 
 use crate::Error;
-use crate::handle::{Command, Members, QueryEvent};
+use crate::events::QueryEvent;
+use crate::handle::Command;
+use crate::inbound::Accepted;
+use crate::members::Members;
 use crate::metrics::DriverMetrics;
 use crate::stream::{self, StreamMsg, StreamShared, WRITE_QUEUE, Write};
-use serf_proto::serf::{Event, KeyResponse, QueryId, SerfState};
+use crate::transport::Inbound;
+use crate::view::Republish;
+use serf_proto::serf::{Event, KeyResponse, QueryId};
 use serf_proto::{Instant, Output, Serf, StreamEvent, StreamId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -72,8 +77,13 @@ struct Waiters {
 pub(crate) struct Task {
     pub serf: Serf,
     pub clock: Clock,
-    pub udp: UdpSocket,
-    pub tcp: TcpListener,
+    /// Shared with the QUIC endpoint, which holds it weakly (`quic.rs`).
+    pub udp: Arc<UdpSocket>,
+    /// None when the stream transport needs no listener (QUIC).
+    pub tcp: Option<TcpListener>,
+    pub inbound: Inbound,
+    /// Inbound TLS and QUIC connections whose handshake succeeded.
+    pub accepted: mpsc::Receiver<Accepted>,
     pub commands: mpsc::Receiver<Command>,
     pub events: mpsc::Sender<Event>,
     pub view: watch::Sender<Arc<Members>>,
@@ -92,7 +102,11 @@ struct Run {
     /// Streams whose writes could not be queued: reported to the core as failed.
     failed: Vec<StreamId>,
     buf: Vec<u8>,
-    published: (u64, SerfState),
+    republish: Republish,
+    /// A command ran since the last drain: publish its effect at once.
+    commanded: bool,
+    /// Whether authenticated connections may still arrive (TLS, QUIC).
+    accepting: bool,
 }
 
 impl Task {
@@ -103,12 +117,17 @@ impl Task {
             waiters: Waiters::default(),
             failed: Vec::new(),
             buf: Vec::with_capacity(RECV_BUFFER),
-            published: (u64::MAX, SerfState::Alive),
+            republish: Republish::new(),
+            commanded: false,
+            accepting: true,
         };
         let mut recv = vec![0u8; RECV_BUFFER];
         self.drain(&mut run);
         loop {
-            let deadline = self.clock.deadline(self.serf.next_deadline());
+            let mut deadline = self.clock.deadline(self.serf.next_deadline());
+            if let Some(due) = run.republish.due() {
+                deadline = deadline.min(due);
+            }
             let stop = tokio::select! {
                 cmd = self.commands.recv() => match cmd {
                     // Every handle is gone: nobody can use the node any more.
@@ -140,14 +159,34 @@ impl Task {
                     }
                     false
                 }
-                accepted = self.tcp.accept() => {
-                    if let Ok((stream, from)) = accepted {
+                accepted = accept_tcp(&self.tcp) => {
+                    if let Ok((stream, from)) = accepted
+                        && let Some(stream) = self.inbound.tcp_accepted(stream, from)
+                    {
                         self.accept(&mut run, stream, from);
+                    }
+                    false
+                }
+                accepted = self.accepted.recv(), if run.accepting => {
+                    match accepted {
+                        Some(a) => {
+                            self.accept_secure(&mut run, a);
+                            for _ in 1..BATCH {
+                                match self.accepted.try_recv() {
+                                    Ok(a) => self.accept_secure(&mut run, a),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        // Plain TCP has no handshakes: a closed channel would be ready
+                        // at every turn of the loop.
+                        None => run.accepting = false,
                     }
                     false
                 }
                 _ = tokio::time::sleep_until(deadline) => false,
             };
+            self.metrics.task_wakeups.fetch_add(1, Relaxed);
             if stop {
                 break;
             }
@@ -160,6 +199,7 @@ impl Task {
         }
         self.serf.shutdown();
         run.tasks.abort_all();
+        self.inbound.close();
         for w in run.waiters.leaves.drain(..) {
             let _ = w.send(Err(Error::Shutdown));
         }
@@ -172,6 +212,9 @@ impl Task {
 
     fn datagram(&mut self, data: &[u8], from: SocketAddr) {
         self.metrics.datagrams_received.fetch_add(1, Relaxed);
+        if self.inbound.datagram(data, from, &self.metrics) {
+            return;
+        }
         let now = self.clock.now();
         self.serf.handle_datagram(now, from, data);
     }
@@ -208,8 +251,27 @@ impl Task {
         }
     }
 
+    /// An authenticated TLS or QUIC connection: the core takes it as a stream, or
+    /// refuses it (too many inbound streams) as it would a TCP connection.
+    fn accept_secure(&mut self, run: &mut Run, a: Accepted) {
+        let now = self.clock.now();
+        match self.serf.accept_stream(now, a.from) {
+            Some(id) => {
+                self.metrics.streams_accepted.fetch_add(1, Relaxed);
+                let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+                run.conns.insert(id, tx);
+                Inbound::run(a.conn, id, rx, self.stream_shared.clone(), &mut run.tasks);
+            }
+            None => {
+                self.metrics.streams_refused.fetch_add(1, Relaxed);
+                a.conn.refuse();
+            }
+        }
+    }
+
     /// Carries out a command; returns whether the task must stop.
     fn command(&mut self, run: &mut Run, cmd: Command) -> bool {
+        run.commanded = true;
         let now = self.clock.now();
         match cmd {
             Command::Call(f) => f(&mut self.serf, now),
@@ -280,19 +342,24 @@ impl Task {
                     }
                 },
                 Output::OpenStream {
-                    id, to, deadline, ..
+                    id,
+                    to,
+                    peer,
+                    deadline,
                 } => {
                     // Connecting past the core's deadline for the stream is pointless: it
                     // aborts the stream then (for a fallback ping, about a second away).
                     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                     run.conns.insert(id, tx);
-                    run.tasks.spawn(stream::run_outbound(
+                    let open = stream::Open {
                         id,
                         to,
-                        self.clock.deadline(deadline),
-                        rx,
-                        self.stream_shared.clone(),
-                    ));
+                        peer,
+                        deadline: self.clock.deadline(deadline),
+                        writes: rx,
+                    };
+                    run.tasks
+                        .spawn(stream::run_outbound(open, self.stream_shared.clone()));
                 }
                 Output::SendFrame { id } => {
                     if let Some(tx) = run.conns.get(&id)
@@ -337,7 +404,8 @@ impl Task {
                 }
             }
         }
-        self.publish(run);
+        let force = std::mem::take(&mut run.commanded);
+        self.publish(run, force);
     }
 
     /// Routes an event to whoever waits for it, or to the application.
@@ -345,6 +413,8 @@ impl Task {
         match e {
             Event::JoinCompleted { id, joined, failed } => {
                 if let Some(w) = run.waiters.joins.remove(&id.0) {
+                    // The joiner reads the members its push-pull brought.
+                    self.publish(run, true);
                     let r = if joined > 0 {
                         Ok(joined)
                     } else {
@@ -402,12 +472,13 @@ impl Task {
         }
     }
 
-    fn publish(&mut self, run: &mut Run) {
+    /// Republishes the member view if it changed, at most once per
+    /// [`crate::view::REPUBLISH_INTERVAL`] during a storm of changes (`view.rs`).
+    fn publish(&mut self, run: &mut Run, force: bool) {
         let now = (self.serf.members_version(), self.serf.state());
-        if now == run.published {
+        if !run.republish.check(now, tokio::time::Instant::now(), force) {
             return;
         }
-        run.published = now;
         let view = Members {
             local: self.serf.local_member().clone(),
             members: self.serf.members().cloned().collect(),
@@ -415,5 +486,15 @@ impl Task {
             version: now.0,
         };
         self.view.send_replace(Arc::new(view));
+    }
+}
+
+/// The next connection on the TCP listener; never, when there is none (QUIC).
+async fn accept_tcp(
+    listener: &Option<TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }

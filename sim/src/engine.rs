@@ -334,7 +334,7 @@ impl<N: SimNode> Simulation<N> {
             n,
             derive_seed(seed, NETWORK_STREAM),
             net_spec.link(),
-            net_spec.burst.clone(),
+            net_spec.burst,
             net_spec.stream.clone(),
         );
         if let Some(rate) = net_spec.bandwidth {
@@ -509,6 +509,12 @@ impl<N: SimNode> Simulation<N> {
     /// The convergence deadline in force.
     pub fn convergence_deadline(&self) -> Duration {
         self.deadline
+    }
+
+    /// What the network did so far (the report's `network` counters, at any instant:
+    /// read between `run_until` calls, they show when losses happened).
+    pub fn net_counters(&self) -> NetCounters {
+        self.net_counters
     }
 
     /// Streams the network tracks now (open, closing or failing).

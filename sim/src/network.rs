@@ -6,7 +6,11 @@
 //! run is a pure function of the scenario and the seed.
 //!
 //! Bursty loss is a Gilbert–Elliott chain kept per *destination* node (a congested access
-//! link), not per pair, so memory stays linear in the number of nodes.
+//! link), not per pair, so memory stays linear in the number of nodes. Each source of
+//! bursts (the scenario's `[network.burst]`, a `[[network.links]]` rule, a `network` or
+//! `link` action) has chains of its own: a timed burst starts with every receiver in the
+//! good state and its chains go when it ends, so it never leaves another one's state
+//! behind.
 
 use crate::duration;
 use core::time::Duration;
@@ -76,6 +80,10 @@ pub struct LinkOverride {
     /// See [`LinkParams::reorder`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorder: Option<f64>,
+    /// Bursty loss on these links, replacing whatever burst applied to them before
+    /// (`p_enter = 0` turns bursts off there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Burst>,
 }
 
 impl LinkOverride {
@@ -94,7 +102,7 @@ impl LinkOverride {
 
 /// Gilbert–Elliott bursty loss: a two-state chain (good, bad) advanced on every datagram
 /// to a node; each state has its own loss probability.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Burst {
     /// Probability of moving from good to bad, per datagram.
@@ -167,6 +175,14 @@ impl NodeBits {
         }
     }
 
+    /// Removes a node.
+    pub fn remove(&mut self, i: u32) {
+        let (w, b) = ((i / 64) as usize, i % 64);
+        if w < self.0.len() {
+            self.0[w] &= !(1 << b);
+        }
+    }
+
     /// Whether the set has no node.
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|&w| w == 0)
@@ -200,9 +216,17 @@ pub struct Network {
     link_faults: Vec<(FaultId, LinkOverride)>,
     /// The default link now: `default_link` with `link_faults` applied in order.
     base: LinkParams,
-    /// Bursty loss, if any.
-    pub burst: Option<Burst>,
-    burst_bad: Vec<bool>,
+    /// The scenario's `[network.burst]`, if any.
+    default_burst: Option<Burst>,
+    /// The burst of the default link now: the latest `network` action that sets one,
+    /// else the scenario's.
+    base_burst: Option<(Chains, Burst)>,
+    /// Whether any burst applies anywhere (else a datagram skips the lookup).
+    any_burst: bool,
+    /// The receivers in the bad state, per source of bursts in use (a bit per node);
+    /// created when the source first applies to a datagram, dropped when its action
+    /// ends.
+    chains: Vec<(Chains, NodeBits)>,
     rules: Vec<(NodeBits, NodeBits, LinkOverride)>,
     /// `link` actions in force, in the order they started: each overrides the settings
     /// it names on the links from its first set to its second, on top of the rules
@@ -225,6 +249,18 @@ pub struct Network {
     uplink: Option<(u64, Duration)>,
     /// When each node's uplink is next free.
     uplink_free: Vec<Instant>,
+}
+
+/// Which Gilbert–Elliott chains a datagram advances: each source of bursts keeps its own
+/// state per receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chains {
+    /// The scenario's `[network.burst]`.
+    Scenario,
+    /// The `[[network.links]]` rule at this index.
+    Rule(usize),
+    /// The `network` or `link` action with this id.
+    Action(FaultId),
 }
 
 /// What happens to one datagram.
@@ -254,8 +290,10 @@ impl Network {
             default_link: base.clone(),
             link_faults: Vec::new(),
             base,
-            burst,
-            burst_bad: vec![false; n],
+            default_burst: burst,
+            base_burst: burst.map(|b| (Chains::Scenario, b)),
+            any_burst: burst.is_some(),
+            chains: Vec::new(),
             rules: Vec::new(),
             link_rules: Vec::new(),
             partitions: Vec::new(),
@@ -299,6 +337,7 @@ impl Network {
     /// Adds a per-link override for links from `from` to `to` (first match wins).
     pub fn add_rule(&mut self, from: NodeBits, to: NodeBits, o: LinkOverride) {
         self.rules.push((from, to, o));
+        self.recompute_link();
     }
 
     /// Starts partition `id`: each group becomes its own component; nodes in no group form
@@ -384,6 +423,7 @@ impl Network {
     /// to `to` (one way) until it ends, over the scenario's rules and earlier actions.
     pub fn change_links(&mut self, id: FaultId, from: NodeBits, to: NodeBits, o: LinkOverride) {
         self.link_rules.push((id, from, to, o));
+        self.recompute_link();
     }
 
     /// Ends `network` or `link` action `id`: the links are recomputed from the
@@ -394,6 +434,7 @@ impl Network {
         self.link_rules.retain(|(f, ..)| *f != id);
         let ended = self.link_faults.len() + self.link_rules.len() != before;
         if ended {
+            self.chains.retain(|(c, _)| *c != Chains::Action(id));
             self.recompute_link();
         }
         ended
@@ -404,6 +445,63 @@ impl Network {
             .link_faults
             .iter()
             .fold(self.default_link.clone(), |l, (_, o)| o.apply(&l));
+        self.base_burst = self
+            .link_faults
+            .iter()
+            .rev()
+            .find_map(|(id, o)| o.burst.map(|b| (Chains::Action(*id), b)))
+            .or(self.default_burst.map(|b| (Chains::Scenario, b)));
+        self.any_burst = self.base_burst.is_some()
+            || self.rules.iter().any(|(_, _, o)| o.burst.is_some())
+            || self.link_rules.iter().any(|(.., o)| o.burst.is_some());
+    }
+
+    /// The burst on the link from `a` to `b`, with the chains it advances, by the same
+    /// precedence as the other settings: the latest `link` action that sets one, else
+    /// the first rule that matches if it sets one, else the default link's.
+    fn burst(&self, a: u32, b: u32) -> Option<(Chains, Burst)> {
+        let matches = |f: &NodeBits, t: &NodeBits| f.contains(a) && t.contains(b);
+        if let Some(found) = self
+            .link_rules
+            .iter()
+            .rev()
+            .filter(|(_, f, t, _)| matches(f, t))
+            .find_map(|(id, .., o)| o.burst.map(|b| (Chains::Action(*id), b)))
+        {
+            return Some(found);
+        }
+        match self.rules.iter().position(|(f, t, _)| matches(f, t)) {
+            Some(k) => match self.rules[k].2.burst {
+                Some(b) => Some((Chains::Rule(k), b)),
+                None => self.base_burst,
+            },
+            None => self.base_burst,
+        }
+    }
+
+    /// Advances receiver `b`'s chain of `chains` by one datagram; true if it is now in
+    /// the bad state.
+    fn advance(&mut self, chains: Chains, burst: &Burst, b: u32) -> bool {
+        let k = match self.chains.iter().position(|(c, _)| *c == chains) {
+            Some(k) => k,
+            None => {
+                let n = self.component.len();
+                self.chains.push((chains, NodeBits::from_nodes(n, &[])));
+                self.chains.len() - 1
+            }
+        };
+        let states = &mut self.chains[k].1;
+        let bad = if states.contains(b) {
+            !self.rng.chance(burst.p_exit)
+        } else {
+            self.rng.chance(burst.p_enter)
+        };
+        if bad {
+            states.insert(b);
+        } else {
+            states.remove(b);
+        }
+        bad
     }
 
     /// Whether `a` can reach `b` now.
@@ -463,14 +561,15 @@ impl Network {
             p.reorder_delay,
         );
         let mut lost = self.rng.chance(loss);
-        if let Some(burst) = &self.burst {
-            let bad = &mut self.burst_bad[b as usize];
-            *bad = if *bad {
-                !self.rng.chance(burst.p_exit)
-            } else {
-                self.rng.chance(burst.p_enter)
-            };
-            let p = if *bad {
+        let burst = if !self.any_burst {
+            None
+        } else if self.per_link() {
+            self.burst(a, b)
+        } else {
+            self.base_burst
+        };
+        if let Some((chains, burst)) = burst {
+            let p = if self.advance(chains, &burst, b) {
                 burst.loss_bad
             } else {
                 burst.loss_good
@@ -651,6 +750,91 @@ mod tests {
         assert!(net.end_link_change(7));
         assert!(!net.end_link_change(7), "ended twice");
         assert_eq!(net.params(0, 2), LinkParams::default());
+    }
+
+    /// A burst that is always bad and loses everything there.
+    fn blackout() -> Burst {
+        Burst {
+            p_enter: 1.0,
+            p_exit: 0.0,
+            loss_bad: 1.0,
+            loss_good: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_timed_burst_applies_one_way_while_in_force_and_ends_by_itself() {
+        let mut net = Network::new(3, 1, LinkParams::default(), None, StreamParams::default());
+        let bits = |v: &[u32]| NodeBits::from_nodes(3, v);
+        let burst = |b: Burst| LinkOverride {
+            burst: Some(b),
+            ..LinkOverride::default()
+        };
+        let lost = |net: &mut Network, a, b| net.datagram(Instant::ZERO, a, b, 100) == Fate::Lost;
+        net.change_links(4, bits(&[0]), bits(&[1]), burst(blackout()));
+        assert!(lost(&mut net, 0, 1));
+        assert!(
+            !lost(&mut net, 1, 0) && !lost(&mut net, 0, 2),
+            "one way, those links only"
+        );
+        assert!(net.end_link_change(4));
+        assert!(!lost(&mut net, 0, 1));
+        assert!(net.chains.is_empty(), "its chains go with it");
+        // On the default link: every link, until a later `link` turns it off on one.
+        net.change_link(5, burst(blackout()));
+        assert!(lost(&mut net, 2, 0) && lost(&mut net, 0, 1));
+        let off = Burst {
+            p_enter: 0.0,
+            ..blackout()
+        };
+        net.change_links(6, bits(&[0]), bits(&[1]), burst(off));
+        assert!(!lost(&mut net, 0, 1) && lost(&mut net, 1, 0));
+        assert!(net.end_link_change(6));
+        assert!(lost(&mut net, 0, 1));
+        assert!(net.end_link_change(5));
+        assert!(!lost(&mut net, 0, 1) && !lost(&mut net, 2, 0));
+    }
+
+    #[test]
+    fn a_timed_burst_replaces_the_scenarios_with_chains_of_its_own() {
+        // The scenario's burst: every receiver ends up bad at once and stays there.
+        let mut net = Network::new(
+            2,
+            1,
+            LinkParams::default(),
+            Some(blackout()),
+            StreamParams::default(),
+        );
+        assert_eq!(net.datagram(Instant::ZERO, 0, 1, 100), Fate::Lost);
+        // A `network` burst that never enters the bad state starts from the good state
+        // (its own chain), so nothing is lost while it is in force...
+        let calm = LinkOverride {
+            burst: Some(Burst {
+                p_enter: 0.0,
+                ..blackout()
+            }),
+            ..LinkOverride::default()
+        };
+        net.change_link(1, calm);
+        assert!((0..100).all(|_| net.datagram(Instant::ZERO, 0, 1, 100) != Fate::Lost));
+        // ...and the scenario's comes back as it was when it ends.
+        assert!(net.end_link_change(1));
+        assert_eq!(net.datagram(Instant::ZERO, 0, 1, 100), Fate::Lost);
+    }
+
+    #[test]
+    fn a_rule_can_set_a_burst_of_its_own() {
+        let mut net = Network::new(3, 1, LinkParams::default(), None, StreamParams::default());
+        net.add_rule(
+            NodeBits::from_nodes(3, &[0, 1, 2]),
+            NodeBits::from_nodes(3, &[2]),
+            LinkOverride {
+                burst: Some(blackout()),
+                ..LinkOverride::default()
+            },
+        );
+        assert_eq!(net.datagram(Instant::ZERO, 0, 2, 100), Fate::Lost);
+        assert_ne!(net.datagram(Instant::ZERO, 2, 0, 100), Fate::Lost);
     }
 
     #[test]

@@ -451,6 +451,9 @@ pub struct LinkRule {
     /// See [`LinkParams::reorder`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorder: Option<f64>,
+    /// See [`LinkOverride::burst`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Burst>,
 }
 
 impl LinkRule {
@@ -462,6 +465,7 @@ impl LinkRule {
             loss: self.loss,
             duplicate: self.duplicate,
             reorder: self.reorder,
+            burst: self.burst,
         }
     }
 }
@@ -496,11 +500,11 @@ pub enum ActionKind {
     OneWay,
     /// Remove every partition and cut.
     Heal,
-    /// Change the default link (`latency`, `jitter`, `loss`, `duplicate`, `reorder`) for
-    /// `for` (or until the end).
+    /// Change the default link (`latency`, `jitter`, `loss`, `duplicate`, `reorder`,
+    /// `burst`) for `for` (or until the end).
     Network,
     /// Change the links from `from` to `to` (one way: `latency`, `jitter`, `loss`,
-    /// `duplicate`, `reorder`) for `for` (or until the end).
+    /// `duplicate`, `reorder`, `burst`) for `for` (or until the end).
     Link,
     /// `count` user events, `every` apart, each from a random node of `nodes`.
     UserEvents,
@@ -520,7 +524,15 @@ impl ActionKind {
     /// key set on it is a mistake.
     pub fn keys(self) -> Vec<&'static str> {
         use ActionKind::*;
-        const LINK: &[&str] = &["latency", "jitter", "loss", "duplicate", "reorder", "for"];
+        const LINK: &[&str] = &[
+            "latency",
+            "jitter",
+            "loss",
+            "duplicate",
+            "reorder",
+            "burst",
+            "for",
+        ];
         let own: &[&str] = match self {
             Start => &[
                 "nodes",
@@ -678,6 +690,10 @@ pub struct Action {
     /// For `network` and `link`: see [`LinkParams::reorder`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorder: Option<f64>,
+    /// For `network` and `link`: bursty loss while the action is in force, with chains
+    /// of its own (see [`LinkOverride::burst`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Burst>,
     /// For `install_key`, `use_key`, `remove_key`: which key, 1 to 255 (the 32-byte key
     /// of that byte repeated; `[config] encryption = true` starts every node with key 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -710,6 +726,7 @@ impl Action {
             loss: None,
             duplicate: None,
             reorder: None,
+            burst: None,
             key: None,
         }
     }
@@ -738,6 +755,7 @@ impl Action {
             ("loss", self.loss.is_some()),
             ("duplicate", self.duplicate.is_some()),
             ("reorder", self.reorder.is_some()),
+            ("burst", self.burst.is_some()),
             ("key", self.key.is_some()),
         ];
         set.into_iter().filter(|k| k.1).map(|k| k.0).collect()
@@ -761,6 +779,7 @@ impl Action {
             loss: self.loss,
             duplicate: self.duplicate,
             reorder: self.reorder,
+            burst: self.burst,
         }
     }
 }
@@ -1089,7 +1108,7 @@ impl Scenario {
                     need(a.from.is_some() && a.to.is_some(), "from and to")?;
                     need(
                         a.link() != LinkOverride::default(),
-                        "one of `latency`, `jitter`, `loss`, `duplicate`, `reorder`",
+                        "one of `latency`, `jitter`, `loss`, `duplicate`, `reorder`, `burst`",
                     )?;
                 }
                 Heal | Network => {}
@@ -1266,21 +1285,26 @@ impl Scenario {
         check("network.loss".into(), Some(n.loss))?;
         check("network.duplicate".into(), Some(n.duplicate))?;
         check("network.reorder".into(), Some(n.reorder))?;
-        if let Some(b) = &n.burst {
-            check("network.burst.p_enter".into(), Some(b.p_enter))?;
-            check("network.burst.p_exit".into(), Some(b.p_exit))?;
-            check("network.burst.loss_bad".into(), Some(b.loss_bad))?;
-            check("network.burst.loss_good".into(), Some(b.loss_good))?;
-        }
+        // Each of the chain's four, named as the file spells them.
+        let check_burst = |at: String, b: &Option<Burst>| {
+            let Some(b) = b else { return Ok(()) };
+            check(format!("{at}.p_enter"), Some(b.p_enter))?;
+            check(format!("{at}.p_exit"), Some(b.p_exit))?;
+            check(format!("{at}.loss_bad"), Some(b.loss_bad))?;
+            check(format!("{at}.loss_good"), Some(b.loss_good))
+        };
+        check_burst("network.burst".into(), &n.burst)?;
         for (i, l) in n.links.iter().enumerate() {
             check(format!("network.links[{i}].loss"), l.loss)?;
             check(format!("network.links[{i}].duplicate"), l.duplicate)?;
             check(format!("network.links[{i}].reorder"), l.reorder)?;
+            check_burst(format!("network.links[{i}].burst"), &l.burst)?;
         }
         for (i, a) in self.actions.iter().enumerate() {
             check(format!("action {i}: loss"), a.loss)?;
             check(format!("action {i}: duplicate"), a.duplicate)?;
             check(format!("action {i}: reorder"), a.reorder)?;
+            check_burst(format!("action {i}: burst"), &a.burst)?;
         }
         Ok(())
     }

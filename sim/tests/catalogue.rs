@@ -64,6 +64,7 @@ fn every_catalogue_file_parses_and_is_tested() {
         })
         .collect();
     let tested = [
+        "bursty-links",
         "chaos",
         "crash-5pct",
         "events-during-join-storm-go",
@@ -236,6 +237,16 @@ fn chaos() {
     check("chaos", None);
 }
 
+/// Issue 11, item 5: bursts of loss as timed `link` actions, rack after rack, while
+/// nodes crash: every crash is detected, no healthy member is failed, and the bursts
+/// really lost datagrams (the scenario has no other loss).
+#[test]
+fn bursty_links() {
+    let r = check("bursty-links", None);
+    assert!(r.network.lost > 0, "{}", r.table());
+    assert_eq!(r.detection.crashes, 4, "{}", r.table());
+}
+
 #[test]
 fn crashed_nodes_chosen_at_random_come_back_by_label() {
     let s = Scenario::from_toml(
@@ -302,6 +313,57 @@ fn chaos_sweep() {
 #[ignore = "sweep: cargo test --release -p sim --test catalogue -- --ignored"]
 fn leaves_under_faults_sweep() {
     sweep::<SerfNode>("leaves-under-faults", 1..=30);
+}
+
+/// The burst sweep (issue 11, item 5): racks hit by timed bursts of loss in turn while
+/// nodes crash, over 30 seeds.
+/// Prints each seed's worst detection, false positives and losses, then the worst over
+/// the sweep, so the README's figures can be reproduced with `--nocapture`.
+#[test]
+#[ignore = "sweep: cargo test --release -p sim --test catalogue -- --ignored"]
+fn bursty_links_sweep() {
+    let path = catalogue()
+        .into_iter()
+        .find(|p| p.file_stem().is_some_and(|s| s == "bursty-links"))
+        .unwrap();
+    let s = Scenario::load(&path).unwrap();
+    let (mut failed, mut worst_all, mut worst_first, mut fp) = (Vec::new(), 0f64, 0f64, 0);
+    for seed in 1..=30 {
+        let r = Simulation::<SerfNode>::new(&s, seed)
+            .unwrap()
+            .run(&mut |_| {});
+        let d = &r.detection;
+        println!(
+            "seed {seed}: {} | detected {}/{} first max {:.1} s, all max {:.1} s | false \
+             positives {} healthy, {} slow | lost {} of {} datagrams",
+            if r.passed { "pass" } else { "FAIL" },
+            d.detected,
+            d.counted,
+            d.first.max,
+            d.all.max,
+            r.false_positives.healthy,
+            r.false_positives.slow,
+            r.network.lost,
+            r.network.lost + r.network.delivered,
+        );
+        if !r.passed {
+            println!("{}", r.table());
+            failed.push(seed);
+        }
+        worst_all = worst_all.max(d.all.max);
+        worst_first = worst_first.max(d.first.max);
+        fp += r.false_positives.healthy;
+    }
+    println!(
+        "bursty-links: {} of 30 seeds pass; worst detection {worst_first:.1} s (first view), \
+         {worst_all:.1} s (all views); {fp} false positives at healthy members in all",
+        30 - failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "seeds {failed:?} failed; replay: serf-sim run {} --seed N",
+        path.display()
+    );
 }
 
 /// The heal sweep (issue 11, item 6): each split over 30 seeds must merge within two

@@ -1,7 +1,7 @@
 //! A 20-node cluster in virtual time: everyone joins through one seed, one node crashes,
 //! and each survivor reports when it declared the failure.
 //!
-//! Run: `cargo run --release -p serf-proto --example cluster -- [nodes] [seed]`
+//! Run: `cargo run --release -p serf-proto --example virtual_cluster -- [nodes] [seed]`
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
