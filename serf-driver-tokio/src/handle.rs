@@ -35,6 +35,9 @@ pub(crate) enum Command {
         name: String,
         payload: Bytes,
         params: QueryParams,
+        /// A reachability ping (`_serf_ping`) instead of a user query: `name` and
+        /// `payload` are ignored.
+        ping: bool,
         reply: oneshot::Sender<Result<mpsc::UnboundedReceiver<QueryEvent>, Error>>,
     },
     Key {
@@ -400,6 +403,28 @@ impl SerfHandle {
             name: name.to_string(),
             payload: payload.into(),
             params,
+            ping: false,
+            reply,
+        })
+        .await?;
+        let rx = rx.await.map_err(|_| Error::Shutdown)??;
+        Ok(QueryStream { rx })
+    }
+
+    /// Asks every member to ack a ping query (`serf reachability`, the agent RPC's
+    /// `_serf_ping`); the stream yields acks, then the end, which comes as soon as every
+    /// alive member acked. `None` uses the default query timeout.
+    pub async fn reachability(&self, timeout: Option<Duration>) -> Result<QueryStream, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Query {
+            name: String::new(),
+            payload: Bytes::new(),
+            params: QueryParams {
+                request_ack: true,
+                timeout,
+                ..QueryParams::default()
+            },
+            ping: true,
             reply,
         })
         .await?;
@@ -637,6 +662,20 @@ impl SerfHandle {
     /// ```
     pub async fn coordinate(&self) -> Result<Option<Coordinate>, Error> {
         self.call(|s, _| s.coordinate().cloned()).await
+    }
+
+    /// The last network coordinate heard from the member `name` (this node's own when
+    /// `name` is ours), for the agent RPC's `get-coordinate`.
+    pub async fn cached_coordinate(&self, name: &str) -> Result<Option<Coordinate>, Error> {
+        let name = name.to_string();
+        self.call(move |s, _| {
+            if s.local_name().as_str() == name {
+                s.coordinate().cloned()
+            } else {
+                s.cached_coordinate(&name).cloned()
+            }
+        })
+        .await
     }
 
     /// The estimated round-trip time between two members, from their coordinates.

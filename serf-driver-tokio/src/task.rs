@@ -298,8 +298,13 @@ impl Task {
                 name,
                 payload,
                 params,
+                ping,
                 reply,
-            } => match self.serf.query(now, &name, &payload, &params) {
+            } => match if ping {
+                self.serf.reachability(now, params.timeout)
+            } else {
+                self.serf.query(now, &name, &payload, &params)
+            } {
                 Ok(id) => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     run.waiters.queries.insert(id, tx);
