@@ -3,7 +3,7 @@
 # loopback (issue 9, "Measured against HashiCorp's agent").
 #
 #   scripts/bench-agent.sh [SIZES="8 32"] [IDLE=30]
-#   env: OURS=path/to/serf (default: built with the `small` profile)
+#   env: OURS=path/to/serf (default: built with the `small` profile, static musl)
 #        GO=/usr/bin/serf  CLI=<which serf drives both; default ours>
 #
 # For each implementation and cluster size N (LAN profile, the default of both):
@@ -34,11 +34,25 @@ cd "$(dirname "$0")/.."
 SIZES=${1:-${SIZES:-"8 32"}}
 IDLE=${2:-${IDLE:-30}}
 GO=${GO:-/usr/bin/serf}
-OURS=${OURS:-${CARGO_TARGET_DIR:-target}/small/serf}
+# Ours is linked statically against musl, as HashiCorp's Go binary is static (TARGET=host
+# for a glibc build, whose RSS also counts the shared libc pages it touched).
+TARGET=${TARGET:-x86_64-unknown-linux-musl}
+if [ "$TARGET" = host ]; then
+  OURS=${OURS:-${CARGO_TARGET_DIR:-target}/small/serf}
+else
+  OURS=${OURS:-${CARGO_TARGET_DIR:-target}/$TARGET/small/serf}
+fi
 
 if [ ! -x "$OURS" ]; then
-  echo "building ours: cargo build --profile small -p serf-agent" >&2
-  cargo build --profile small -p serf-agent --bin serf >&2
+  if [ "$TARGET" = host ]; then
+    echo "building ours: cargo build --profile small -p serf-agent" >&2
+    cargo build --profile small -p serf-agent --bin serf >&2
+  else
+    rustup target add "$TARGET" >&2 ||
+      { echo "cannot add the $TARGET target with rustup; run with TARGET=host" >&2; exit 1; }
+    echo "building ours: cargo build --profile small --target $TARGET -p serf-agent" >&2
+    cargo build --profile small --target "$TARGET" -p serf-agent --bin serf >&2
+  fi
 fi
 [ -x "$GO" ] || { echo "HashiCorp's serf not found at $GO (apt-get install serf)" >&2; exit 1; }
 OURS=$(realpath "$OURS")
