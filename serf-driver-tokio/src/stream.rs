@@ -147,19 +147,29 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send,
 {
-    let mut reader = tokio::spawn(read_frames(id, read, shared.clone()));
+    let mut reader = Reader(tokio::spawn(read_frames(id, read, shared.clone())));
     let ending = write_frames(write, writes, &shared).await;
     if ending == Ending::Closed {
         // Our side is closed: give the peer a moment to finish, reading what it still
         // sends, then drop the socket.
-        if tokio::time::timeout(LINGER, &mut reader).await.is_ok() {
+        if tokio::time::timeout(LINGER, &mut reader.0).await.is_ok() {
             return ending;
         }
     }
     // Aborted, or the peer lingered too long: drop the socket now (unread input makes
     // the kernel reset it, so the peer's end fails).
-    reader.abort();
     Ending::Aborted
+}
+
+/// The task reading a connection, aborted when the connection's task ends however it
+/// ends. A connection's task is itself aborted at shutdown: a reading task left behind
+/// would keep the socket open for as long as the peer sends nothing or trickles a frame.
+struct Reader(tokio::task::JoinHandle<()>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How the writing side of a connection ended.

@@ -345,3 +345,41 @@ async fn a_node_restarted_from_its_snapshot_rejoins_without_a_seed() {
     shutdown_all(&nodes).await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Whether the node still holds its end of `conn`: data written to a socket whose peer
+/// closed it fully is answered with a reset, so a write then fails; a peer that only
+/// shut its writing side takes the data in silently.
+async fn held_open(conn: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if conn.write_all(&[0]).await.is_err() {
+            return false;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_the_connections_the_node_accepted() {
+    let (a, _e) = node("a", config()).await;
+    // A peer that connects and says nothing: the core holds the stream, waiting for its
+    // first frame, when the node shuts down.
+    let mut conn = tokio::net::TcpStream::connect(a.local_addr())
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(5), "the stream was accepted", || {
+        a.driver_stats().streams_accepted == 1
+    })
+    .await;
+    a.shutdown().await.unwrap();
+    // A frame announced, its body then trickling in: a reader left behind would wait for
+    // the rest rather than fail on the closed core.
+    use tokio::io::AsyncWriteExt;
+    let _ = conn.write_all(&4096u32.to_be_bytes()).await;
+    assert!(
+        !held_open(&mut conn, Duration::from_secs(5)).await,
+        "the node still reads a connection after shutdown"
+    );
+}
