@@ -52,6 +52,10 @@ pub struct DriverMetrics {
     /// Times the node's task woke (an input, a command or a deadline): an idle node wakes
     /// a few times per gossip interval; far more means a flood, or a bug.
     pub task_wakeups: AtomicU64,
+    /// Connections the node holds for its streams now (a gauge, not a counter): each
+    /// push-pull, fallback ping or large message holds one until both sides are done,
+    /// seconds at most; it falls back to zero when streams stop.
+    pub connections: AtomicU64,
     /// Where and why the latest handshake failed.
     last_handshake_failure: Mutex<Option<String>>,
 }
@@ -95,6 +99,8 @@ pub struct DriverStats {
     pub quic_datagrams_dropped: u64,
     /// See [`DriverMetrics::task_wakeups`].
     pub task_wakeups: u64,
+    /// See [`DriverMetrics::connections`].
+    pub connections: u64,
 }
 
 impl DriverMetrics {
@@ -119,6 +125,7 @@ impl DriverMetrics {
             handshakes_refused: self.handshakes_refused.load(Relaxed),
             quic_datagrams_dropped: self.quic_datagrams_dropped.load(Relaxed),
             task_wakeups: self.task_wakeups.load(Relaxed),
+            connections: self.connections.load(Relaxed),
         }
     }
 

@@ -196,6 +196,12 @@ impl Task {
                 self.serf.handle_timeout(now);
             }
             self.drain(&mut run);
+            // A finished connection's task stays in the set, with its memory, until it
+            // is taken out; each wake-up takes out those that finished since the last.
+            while run.tasks.try_join_next().is_some() {}
+            self.metrics
+                .connections
+                .store(run.tasks.len() as u64, Relaxed);
         }
         self.serf.shutdown();
         run.tasks.abort_all();

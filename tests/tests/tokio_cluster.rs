@@ -383,3 +383,22 @@ async fn shutdown_closes_the_connections_the_node_accepted() {
         "the node still reads a connection after shutdown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_let_go_once_their_streams_are_done() {
+    let (a, _ea) = node("a", config()).await;
+    let (b, _eb) = node("b", config()).await;
+    // Each join is a push-pull: one connection at each end.
+    for _ in 0..20 {
+        b.join(&[a.local_addr()], false).await.unwrap();
+    }
+    assert!(a.driver_stats().streams_accepted >= 20);
+    wait_until(
+        Duration::from_secs(15),
+        "neither node holds a connection any more",
+        || a.driver_stats().connections == 0 && b.driver_stats().connections == 0,
+    )
+    .await;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
