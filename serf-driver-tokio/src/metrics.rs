@@ -56,6 +56,11 @@ pub struct DriverMetrics {
     /// push-pull, fallback ping or large message holds one until both sides are done,
     /// seconds at most; it falls back to zero when streams stop.
     pub connections: AtomicU64,
+    /// Times accepting a TCP connection failed, most often for want of file descriptors
+    /// (raise the process's limit, `ulimit -n`). Accepting then rests a while (10 ms,
+    /// doubling up to a second) rather than retry at once; connections wait in the
+    /// kernel's backlog meanwhile.
+    pub accept_errors: AtomicU64,
     /// Where and why the latest handshake failed.
     last_handshake_failure: Mutex<Option<String>>,
 }
@@ -101,6 +106,8 @@ pub struct DriverStats {
     pub task_wakeups: u64,
     /// See [`DriverMetrics::connections`].
     pub connections: u64,
+    /// See [`DriverMetrics::accept_errors`].
+    pub accept_errors: u64,
 }
 
 impl DriverMetrics {
@@ -126,6 +133,7 @@ impl DriverMetrics {
             quic_datagrams_dropped: self.quic_datagrams_dropped.load(Relaxed),
             task_wakeups: self.task_wakeups.load(Relaxed),
             connections: self.connections.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
         }
     }
 

@@ -32,6 +32,13 @@ use tokio::task::JoinSet;
 /// checked again.
 const BATCH: usize = 64;
 
+/// How long accepting rests after its first failure; each failure in a row doubles it,
+/// up to [`ACCEPT_PAUSE_MAX`]. A failed accept (most often: out of file descriptors)
+/// leaves the connection in the backlog, so the listener stays ready and retrying at
+/// once would spin the task.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
 /// The largest datagram the core accepts (a body of up to 64 KiB).
 const RECV_BUFFER: usize = 65_536;
 
@@ -107,6 +114,10 @@ struct Run {
     commanded: bool,
     /// Whether authenticated connections may still arrive (TLS, QUIC).
     accepting: bool,
+    /// The rest after the latest failed accept (zero after a success).
+    accept_pause: Duration,
+    /// Until when the TCP listener rests after a failed accept.
+    accept_resume: Option<tokio::time::Instant>,
 }
 
 impl Task {
@@ -120,6 +131,8 @@ impl Task {
             republish: Republish::new(),
             commanded: false,
             accepting: true,
+            accept_pause: Duration::ZERO,
+            accept_resume: None,
         };
         let mut recv = vec![0u8; RECV_BUFFER];
         self.drain(&mut run);
@@ -127,6 +140,13 @@ impl Task {
             let mut deadline = self.clock.deadline(self.serf.next_deadline());
             if let Some(due) = run.republish.due() {
                 deadline = deadline.min(due);
+            }
+            if let Some(resume) = run.accept_resume {
+                if resume <= tokio::time::Instant::now() {
+                    run.accept_resume = None;
+                } else {
+                    deadline = deadline.min(resume);
+                }
             }
             let stop = tokio::select! {
                 cmd = self.commands.recv() => match cmd {
@@ -159,11 +179,21 @@ impl Task {
                     }
                     false
                 }
-                accepted = accept_tcp(&self.tcp) => {
-                    if let Ok((stream, from)) = accepted
-                        && let Some(stream) = self.inbound.tcp_accepted(stream, from)
-                    {
-                        self.accept(&mut run, stream, from);
+                accepted = accept_tcp(&self.tcp), if run.accept_resume.is_none() => {
+                    match accepted {
+                        Ok((stream, from)) => {
+                            run.accept_pause = Duration::ZERO;
+                            if let Some(stream) = self.inbound.tcp_accepted(stream, from) {
+                                self.accept(&mut run, stream, from);
+                            }
+                        }
+                        Err(_) => {
+                            self.metrics.accept_errors.fetch_add(1, Relaxed);
+                            run.accept_pause =
+                                (run.accept_pause * 2).clamp(ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX);
+                            run.accept_resume =
+                                Some(tokio::time::Instant::now() + run.accept_pause);
+                        }
                     }
                     false
                 }
