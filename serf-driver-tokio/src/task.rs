@@ -234,6 +234,9 @@ impl Task {
                 .store(run.tasks.len() as u64, Relaxed);
         }
         self.serf.shutdown();
+        // The final view (state: shut down) is published, so handles read it and
+        // `members_changed` waiters are handed it; the core's last records are routed.
+        self.drain(&mut run);
         run.tasks.abort_all();
         self.inbound.close();
         for w in run.waiters.leaves.drain(..) {

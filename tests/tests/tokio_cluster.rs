@@ -402,3 +402,21 @@ async fn connections_are_let_go_once_their_streams_are_done() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_after_shutdown_says_so_and_waiters_see_it() {
+    use serf_proto::serf::SerfState;
+    let (a, _e) = node("a", config()).await;
+    let mut watcher = a.clone();
+    a.shutdown().await.unwrap();
+    assert_eq!(a.members().state, SerfState::Shutdown);
+    // A waiter is handed the final view, then told the node stopped.
+    let mut last = None;
+    while let Ok(view) = timeout(Duration::from_secs(5), watcher.members_changed())
+        .await
+        .expect("a waiter is woken at shutdown")
+    {
+        last = Some(view.state);
+    }
+    assert_eq!(last, Some(SerfState::Shutdown));
+}
