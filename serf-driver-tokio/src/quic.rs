@@ -213,6 +213,15 @@ pub(crate) async fn run_inbound(
 async fn accept_loop(endpoint: Endpoint, hs: Handshakes) {
     while let Some(incoming) = endpoint.accept().await {
         let from = incoming.remote_address();
+        // A UDP source address proves nothing: a handshake from one that never answers
+        // (spoofed) would hold a slot until it times out, and a few such packets would
+        // take every slot. A Retry, which costs us no state, makes the peer prove it
+        // reads at that address first (one round trip more per stream; TCP's own
+        // handshake does the same for TLS).
+        if !incoming.remote_address_validated() && incoming.may_retry() {
+            let _ = incoming.retry();
+            continue;
+        }
         let Some(permit) = hs.permit() else {
             incoming.refuse();
             continue;
