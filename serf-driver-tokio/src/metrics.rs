@@ -47,7 +47,8 @@ pub struct DriverMetrics {
     /// `max_inbound_streams` were already under way.
     pub handshakes_refused: AtomicU64,
     /// QUIC datagrams dropped because the QUIC endpoint had not taken the earlier ones
-    /// (its queue was full); QUIC retransmits.
+    /// (its queue was full; QUIC retransmits), or because they were longer than any the
+    /// endpoint reads (about 1.5 KB: junk).
     pub quic_datagrams_dropped: AtomicU64,
     /// Times the node's task woke (an input, a command or a deadline): an idle node wakes
     /// a few times per gossip interval; far more means a flood, or a bug.

@@ -147,3 +147,25 @@ async fn handshakes_from_addresses_that_never_answer_take_no_slot() {
     member.shutdown().await.unwrap();
     victim.shutdown().await.unwrap();
 }
+
+/// QUIC-looking datagrams longer than QUIC's endpoint reads are junk: dropped and counted
+/// before they are copied, so the queue to the endpoint holds small packets only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_quic_looking_datagrams_are_dropped_before_queueing() {
+    let ca = secure::TestCa::new();
+    let (node, _events) = secure::node("node-0", quic, ca.certificates("node-0")).await;
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut big = vec![0u8; 30_000];
+    big[..5].copy_from_slice(&[0xc0, 0, 0, 0, 1]);
+    for _ in 0..20 {
+        udp.send_to(&big, node.local_addr()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    secure::wait_until(
+        std::time::Duration::from_secs(5),
+        "every oversized datagram dropped",
+        || node.driver_stats().quic_datagrams_dropped == 20,
+    )
+    .await;
+    node.shutdown().await.unwrap();
+}
