@@ -237,7 +237,9 @@ impl Task {
         // The final view (state: shut down) is published, so handles read it and
         // `members_changed` waiters are handed it; the core's last records are routed.
         self.drain(&mut run);
-        run.tasks.abort_all();
+        // Every connection ends (aborted) before the shutdown's reply is seen.
+        run.tasks.shutdown().await;
+        self.metrics.connections.store(0, Relaxed);
         self.inbound.close();
         for w in run.waiters.leaves.drain(..) {
             let _ = w.send(Err(Error::Shutdown));

@@ -374,6 +374,11 @@ async fn shutdown_closes_the_connections_the_node_accepted() {
     })
     .await;
     a.shutdown().await.unwrap();
+    assert_eq!(
+        a.driver_stats().connections,
+        0,
+        "no connection outlives shutdown"
+    );
     // A frame announced, its body then trickling in: a reader left behind would wait for
     // the rest rather than fail on the closed core.
     use tokio::io::AsyncWriteExt;
