@@ -398,12 +398,21 @@ impl Task {
                         .spawn(stream::run_outbound(open, self.stream_shared.clone()));
                 }
                 Output::SendFrame { id } => {
-                    if let Some(tx) = run.conns.get(&id)
-                        && tx.try_send(Write::Frame(stream::framed(&run.buf))).is_err()
-                    {
-                        self.metrics.stream_write_queue_full.fetch_add(1, Relaxed);
-                        run.conns.remove(&id);
-                        run.failed.push(id);
+                    let Some(tx) = run.conns.get(&id) else {
+                        continue;
+                    };
+                    match tx.try_send(Write::Frame(stream::framed(&run.buf))) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            self.metrics.stream_write_queue_full.fetch_add(1, Relaxed);
+                            run.conns.remove(&id);
+                            run.failed.push(id);
+                        }
+                        // The connection already ended; it reports how itself (a peer
+                        // not reading is not the cause, so nothing is counted here).
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            run.conns.remove(&id);
+                        }
                     }
                 }
                 Output::CloseStream { id } => {
