@@ -333,7 +333,8 @@ impl Builder {
     /// # }
     /// ```
     pub fn frame_budget(mut self, bytes: usize) -> Builder {
-        self.frame_budget = bytes.max(1);
+        // A semaphore counts the budget, and counts at most MAX_PERMITS.
+        self.frame_budget = bytes.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 

@@ -425,3 +425,19 @@ async fn the_view_after_shutdown_says_so_and_waiters_see_it() {
     }
     assert_eq!(last, Some(SerfState::Shutdown));
 }
+
+/// The frame budget is the application's input: any value is taken (at most what a
+/// semaphore can count), never a panic at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_frame_budget_starts() {
+    for budget in [0, usize::MAX] {
+        let (a, _e) = Builder::new("a")
+            .bind(LOOPBACK.parse().unwrap())
+            .config(config())
+            .frame_budget(budget)
+            .start()
+            .await
+            .unwrap();
+        a.shutdown().await.unwrap();
+    }
+}
