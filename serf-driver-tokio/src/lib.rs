@@ -91,7 +91,9 @@
 //! another name, a plain-TCP or non-QUIC peer, a timeout) is counted in
 //! `handshakes_failed`, and its peer and reason are kept for
 //! [`SerfHandle::last_handshake_failure`]. `secure_streams_opened` and
-//! `secure_streams_accepted` count the streams that passed.
+//! `secure_streams_accepted` count the streams that passed. A QUIC peer must first show
+//! that it receives at its address (a stateless Retry, one round trip), so packets from
+//! spoofed addresses cannot take the handshake slots; TCP's handshake does that for TLS.
 //!
 //! **How QUIC shares the gossip port.** A second port would have to be configured on
 //! every node and learned for every peer (the core knows each member's gossip address
@@ -331,7 +333,8 @@ impl Builder {
     /// # }
     /// ```
     pub fn frame_budget(mut self, bytes: usize) -> Builder {
-        self.frame_budget = bytes.max(1);
+        // A semaphore counts the budget, and counts at most MAX_PERMITS.
+        self.frame_budget = bytes.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 

@@ -47,11 +47,21 @@ pub struct DriverMetrics {
     /// `max_inbound_streams` were already under way.
     pub handshakes_refused: AtomicU64,
     /// QUIC datagrams dropped because the QUIC endpoint had not taken the earlier ones
-    /// (its queue was full); QUIC retransmits.
+    /// (its queue was full; QUIC retransmits), or because they were longer than any the
+    /// endpoint reads (about 1.5 KB: junk).
     pub quic_datagrams_dropped: AtomicU64,
     /// Times the node's task woke (an input, a command or a deadline): an idle node wakes
     /// a few times per gossip interval; far more means a flood, or a bug.
     pub task_wakeups: AtomicU64,
+    /// Connections the node holds for its streams now (a gauge, not a counter): each
+    /// push-pull, fallback ping or large message holds one until both sides are done,
+    /// seconds at most; it falls back to zero when streams stop.
+    pub connections: AtomicU64,
+    /// Times accepting a TCP connection failed, most often for want of file descriptors
+    /// (raise the process's limit, `ulimit -n`). Accepting then rests a while (10 ms,
+    /// doubling up to a second) rather than retry at once; connections wait in the
+    /// kernel's backlog meanwhile.
+    pub accept_errors: AtomicU64,
     /// Where and why the latest handshake failed.
     last_handshake_failure: Mutex<Option<String>>,
 }
@@ -95,6 +105,10 @@ pub struct DriverStats {
     pub quic_datagrams_dropped: u64,
     /// See [`DriverMetrics::task_wakeups`].
     pub task_wakeups: u64,
+    /// See [`DriverMetrics::connections`].
+    pub connections: u64,
+    /// See [`DriverMetrics::accept_errors`].
+    pub accept_errors: u64,
 }
 
 impl DriverMetrics {
@@ -119,6 +133,8 @@ impl DriverMetrics {
             handshakes_refused: self.handshakes_refused.load(Relaxed),
             quic_datagrams_dropped: self.quic_datagrams_dropped.load(Relaxed),
             task_wakeups: self.task_wakeups.load(Relaxed),
+            connections: self.connections.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
         }
     }
 

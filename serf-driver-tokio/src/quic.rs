@@ -65,11 +65,19 @@ pub(crate) struct QuicConnector {
 #[derive(Debug)]
 pub(crate) struct QuicInbox {
     tx: mpsc::Sender<(SocketAddr, Bytes)>,
+    /// The longest datagram quinn reads whole: a longer one would be cut and fail, so it
+    /// is dropped before it is copied. This bounds the queue at [`INBOX`] datagrams of
+    /// about 1.5 KB, not of 64 KiB.
+    max_len: usize,
 }
 
 impl QuicInbox {
-    /// Passes a QUIC packet to the endpoint; false if its queue was full (dropped).
+    /// Passes a QUIC packet to the endpoint; false if it was dropped: its queue was full,
+    /// or the packet is longer than any the endpoint reads.
     pub fn push(&self, from: SocketAddr, datagram: &[u8]) -> bool {
+        if datagram.len() > self.max_len {
+            return false;
+        }
         self.tx
             .try_send((from, Bytes::copy_from_slice(datagram)))
             .is_ok()
@@ -88,6 +96,8 @@ pub(crate) fn start(
     // Without this a peer could send QUIC packets with the fixed bit clear, which the
     // demultiplexer would take for gossip.
     endpoint_config.grease_quic_bit(false);
+    // What quinn's receive buffers hold per datagram (quinn's endpoint uses the same).
+    let max_len = endpoint_config.get_max_udp_payload_size().min(64 * 1024) as usize;
     let transport = Arc::new(transport_config(idle_timeout));
     let server_crypto =
         QuicServerConfig::try_from(configs.server.clone()).map_err(|e| e.to_string())?;
@@ -120,7 +130,7 @@ pub(crate) fn start(
             named,
             any_member,
         },
-        QuicInbox { tx },
+        QuicInbox { tx, max_len },
     ))
 }
 
@@ -213,6 +223,15 @@ pub(crate) async fn run_inbound(
 async fn accept_loop(endpoint: Endpoint, hs: Handshakes) {
     while let Some(incoming) = endpoint.accept().await {
         let from = incoming.remote_address();
+        // A UDP source address proves nothing: a handshake from one that never answers
+        // (spoofed) would hold a slot until it times out, and a few such packets would
+        // take every slot. A Retry, which costs us no state, makes the peer prove it
+        // reads at that address first (one round trip more per stream; TCP's own
+        // handshake does the same for TLS).
+        if !incoming.remote_address_validated() && incoming.may_retry() {
+            let _ = incoming.retry();
+            continue;
+        }
         let Some(permit) = hs.permit() else {
             incoming.refuse();
             continue;

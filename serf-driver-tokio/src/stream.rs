@@ -54,7 +54,9 @@ pub(crate) enum StreamMsg {
     Frame(Vec<u8>, Option<OwnedSemaphorePermit>),
     /// The peer closed its side in an orderly way.
     Closed,
-    /// Connect failure, reset, I/O error, a length above the limit, or a deadline.
+    /// Connect failure, reset, I/O error, a length above the limit, a deadline, or a
+    /// connection dropped before the peer closed its end (a failed write, or a peer
+    /// silent for [`LINGER`] after our close).
     Failed,
 }
 
@@ -147,19 +149,35 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send,
 {
-    let mut reader = tokio::spawn(read_frames(id, read, shared.clone()));
+    let mut reader = Reader(tokio::spawn(read_frames(id, read, shared.clone())));
     let ending = write_frames(write, writes, &shared).await;
     if ending == Ending::Closed {
         // Our side is closed: give the peer a moment to finish, reading what it still
         // sends, then drop the socket.
-        if tokio::time::timeout(LINGER, &mut reader).await.is_ok() {
+        if tokio::time::timeout(LINGER, &mut reader.0).await.is_ok() {
             return ending;
         }
     }
     // Aborted, or the peer lingered too long: drop the socket now (unread input makes
-    // the kernel reset it, so the peer's end fails).
-    reader.abort();
+    // the kernel reset it, so the peer's end fails). A reader stopped before it said how
+    // the connection ended leaves the core waiting until the stream's deadline, so the
+    // failure is reported here; the core ignores it on a stream it aborted itself.
+    reader.0.abort();
+    if (&mut reader.0).await.is_err() {
+        let _ = shared.events.send((id, StreamMsg::Failed)).await;
+    }
     Ending::Aborted
+}
+
+/// The task reading a connection, aborted when the connection's task ends however it
+/// ends. A connection's task is itself aborted at shutdown: a reading task left behind
+/// would keep the socket open for as long as the peer sends nothing or trickles a frame.
+struct Reader(tokio::task::JoinHandle<()>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How the writing side of a connection ended.
@@ -243,4 +261,67 @@ async fn read_frames<R: AsyncRead + Unpin>(id: StreamId, mut read: R, shared: St
         }
     };
     let _ = shared.events.send((id, msg)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> (StreamShared, mpsc::Receiver<(StreamId, StreamMsg)>) {
+        let (events, rx) = mpsc::channel(8);
+        let shared = StreamShared {
+            events,
+            budget: Arc::new(Semaphore::new(1 << 16)),
+            budget_bytes: 1 << 16,
+            max_frame: 1 << 16,
+            metrics: Arc::new(DriverMetrics::default()),
+            connector: Connector::Tcp,
+        };
+        (shared, rx)
+    }
+
+    /// The contract: after `CloseStream`, the core hears `Closed` or `Failed`. A peer
+    /// that neither closes nor sends is dropped after the linger time; that is a failure.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_dropped_before_the_peer_closed_is_reported_failed() {
+        let (shared, mut events) = shared();
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let (read, write) = tokio::io::split(ours);
+        let (tx, writes) = mpsc::channel(WRITE_QUEUE);
+        tx.send(Write::Frame(framed(b"ping"))).await.unwrap();
+        tx.send(Write::Close).await.unwrap();
+        let ending = run_io(StreamId(7), read, write, writes, shared).await;
+        assert_eq!(ending, Ending::Aborted);
+        // The peer got the frame and our close.
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, framed(b"ping"));
+        match events.try_recv() {
+            Ok((StreamId(7), StreamMsg::Failed)) => {}
+            other => panic!("expected the stream reported failed, got {other:?}"),
+        }
+    }
+
+    /// A peer that closes after our close is reported `Closed`, once.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_closes_in_time_is_reported_closed_once() {
+        let (shared, mut events) = shared();
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let (read, write) = tokio::io::split(ours);
+        let (tx, writes) = mpsc::channel(WRITE_QUEUE);
+        tx.send(Write::Close).await.unwrap();
+        let peer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            theirs.read_to_end(&mut got).await.unwrap();
+            drop(theirs);
+        });
+        let ending = run_io(StreamId(8), read, write, writes, shared).await;
+        peer.await.unwrap();
+        assert_eq!(ending, Ending::Closed);
+        assert!(matches!(
+            events.try_recv(),
+            Ok((StreamId(8), StreamMsg::Closed))
+        ));
+        assert!(events.try_recv().is_err(), "nothing more");
+    }
 }

@@ -32,6 +32,13 @@ use tokio::task::JoinSet;
 /// checked again.
 const BATCH: usize = 64;
 
+/// How long accepting rests after its first failure; each failure in a row doubles it,
+/// up to [`ACCEPT_PAUSE_MAX`]. A failed accept (most often: out of file descriptors)
+/// leaves the connection in the backlog, so the listener stays ready and retrying at
+/// once would spin the task.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
 /// The largest datagram the core accepts (a body of up to 64 KiB).
 const RECV_BUFFER: usize = 65_536;
 
@@ -107,6 +114,10 @@ struct Run {
     commanded: bool,
     /// Whether authenticated connections may still arrive (TLS, QUIC).
     accepting: bool,
+    /// The rest after the latest failed accept (zero after a success).
+    accept_pause: Duration,
+    /// Until when the TCP listener rests after a failed accept.
+    accept_resume: Option<tokio::time::Instant>,
 }
 
 impl Task {
@@ -120,6 +131,8 @@ impl Task {
             republish: Republish::new(),
             commanded: false,
             accepting: true,
+            accept_pause: Duration::ZERO,
+            accept_resume: None,
         };
         let mut recv = vec![0u8; RECV_BUFFER];
         self.drain(&mut run);
@@ -127,6 +140,13 @@ impl Task {
             let mut deadline = self.clock.deadline(self.serf.next_deadline());
             if let Some(due) = run.republish.due() {
                 deadline = deadline.min(due);
+            }
+            if let Some(resume) = run.accept_resume {
+                if resume <= tokio::time::Instant::now() {
+                    run.accept_resume = None;
+                } else {
+                    deadline = deadline.min(resume);
+                }
             }
             let stop = tokio::select! {
                 cmd = self.commands.recv() => match cmd {
@@ -159,11 +179,21 @@ impl Task {
                     }
                     false
                 }
-                accepted = accept_tcp(&self.tcp) => {
-                    if let Ok((stream, from)) = accepted
-                        && let Some(stream) = self.inbound.tcp_accepted(stream, from)
-                    {
-                        self.accept(&mut run, stream, from);
+                accepted = accept_tcp(&self.tcp), if run.accept_resume.is_none() => {
+                    match accepted {
+                        Ok((stream, from)) => {
+                            run.accept_pause = Duration::ZERO;
+                            if let Some(stream) = self.inbound.tcp_accepted(stream, from) {
+                                self.accept(&mut run, stream, from);
+                            }
+                        }
+                        Err(_) => {
+                            self.metrics.accept_errors.fetch_add(1, Relaxed);
+                            run.accept_pause =
+                                (run.accept_pause * 2).clamp(ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX);
+                            run.accept_resume =
+                                Some(tokio::time::Instant::now() + run.accept_pause);
+                        }
                     }
                     false
                 }
@@ -196,9 +226,20 @@ impl Task {
                 self.serf.handle_timeout(now);
             }
             self.drain(&mut run);
+            // A finished connection's task stays in the set, with its memory, until it
+            // is taken out; each wake-up takes out those that finished since the last.
+            while run.tasks.try_join_next().is_some() {}
+            self.metrics
+                .connections
+                .store(run.tasks.len() as u64, Relaxed);
         }
         self.serf.shutdown();
-        run.tasks.abort_all();
+        // The final view (state: shut down) is published, so handles read it and
+        // `members_changed` waiters are handed it; the core's last records are routed.
+        self.drain(&mut run);
+        // Every connection ends (aborted) before the shutdown's reply is seen.
+        run.tasks.shutdown().await;
+        self.metrics.connections.store(0, Relaxed);
         self.inbound.close();
         for w in run.waiters.leaves.drain(..) {
             let _ = w.send(Err(Error::Shutdown));
@@ -362,12 +403,21 @@ impl Task {
                         .spawn(stream::run_outbound(open, self.stream_shared.clone()));
                 }
                 Output::SendFrame { id } => {
-                    if let Some(tx) = run.conns.get(&id)
-                        && tx.try_send(Write::Frame(stream::framed(&run.buf))).is_err()
-                    {
-                        self.metrics.stream_write_queue_full.fetch_add(1, Relaxed);
-                        run.conns.remove(&id);
-                        run.failed.push(id);
+                    let Some(tx) = run.conns.get(&id) else {
+                        continue;
+                    };
+                    match tx.try_send(Write::Frame(stream::framed(&run.buf))) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            self.metrics.stream_write_queue_full.fetch_add(1, Relaxed);
+                            run.conns.remove(&id);
+                            run.failed.push(id);
+                        }
+                        // The connection already ended; it reports how itself (a peer
+                        // not reading is not the cause, so nothing is counted here).
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            run.conns.remove(&id);
+                        }
                     }
                 }
                 Output::CloseStream { id } => {

@@ -345,3 +345,99 @@ async fn a_node_restarted_from_its_snapshot_rejoins_without_a_seed() {
     shutdown_all(&nodes).await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Whether the node still holds its end of `conn`: data written to a socket whose peer
+/// closed it fully is answered with a reset, so a write then fails; a peer that only
+/// shut its writing side takes the data in silently.
+async fn held_open(conn: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if conn.write_all(&[0]).await.is_err() {
+            return false;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_the_connections_the_node_accepted() {
+    let (a, _e) = node("a", config()).await;
+    // A peer that connects and says nothing: the core holds the stream, waiting for its
+    // first frame, when the node shuts down.
+    let mut conn = tokio::net::TcpStream::connect(a.local_addr())
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(5), "the stream was accepted", || {
+        a.driver_stats().streams_accepted == 1
+    })
+    .await;
+    a.shutdown().await.unwrap();
+    assert_eq!(
+        a.driver_stats().connections,
+        0,
+        "no connection outlives shutdown"
+    );
+    // A frame announced, its body then trickling in: a reader left behind would wait for
+    // the rest rather than fail on the closed core.
+    use tokio::io::AsyncWriteExt;
+    let _ = conn.write_all(&4096u32.to_be_bytes()).await;
+    assert!(
+        !held_open(&mut conn, Duration::from_secs(5)).await,
+        "the node still reads a connection after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_let_go_once_their_streams_are_done() {
+    let (a, _ea) = node("a", config()).await;
+    let (b, _eb) = node("b", config()).await;
+    // Each join is a push-pull: one connection at each end.
+    for _ in 0..20 {
+        b.join(&[a.local_addr()], false).await.unwrap();
+    }
+    assert!(a.driver_stats().streams_accepted >= 20);
+    wait_until(
+        Duration::from_secs(15),
+        "neither node holds a connection any more",
+        || a.driver_stats().connections == 0 && b.driver_stats().connections == 0,
+    )
+    .await;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_after_shutdown_says_so_and_waiters_see_it() {
+    use serf_proto::serf::SerfState;
+    let (a, _e) = node("a", config()).await;
+    let mut watcher = a.clone();
+    a.shutdown().await.unwrap();
+    assert_eq!(a.members().state, SerfState::Shutdown);
+    // A waiter is handed the final view, then told the node stopped.
+    let mut last = None;
+    while let Ok(view) = timeout(Duration::from_secs(5), watcher.members_changed())
+        .await
+        .expect("a waiter is woken at shutdown")
+    {
+        last = Some(view.state);
+    }
+    assert_eq!(last, Some(SerfState::Shutdown));
+}
+
+/// The frame budget is the application's input: any value is taken (at most what a
+/// semaphore can count), never a panic at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_frame_budget_starts() {
+    for budget in [0, usize::MAX] {
+        let (a, _e) = Builder::new("a")
+            .bind(LOOPBACK.parse().unwrap())
+            .config(config())
+            .frame_budget(budget)
+            .start()
+            .await
+            .unwrap();
+        a.shutdown().await.unwrap();
+    }
+}

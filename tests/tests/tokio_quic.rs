@@ -93,3 +93,79 @@ async fn a_quic_node_frees_its_port_at_shutdown() {
     again.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+/// QUIC handshakes from addresses that never answer (spoofed, in an attack: here, relays
+/// that pass a node's packets on to the victim and drop the victim's replies) must not
+/// take the victim's handshake slots: members then could not open streams to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_from_addresses_that_never_answer_take_no_slot() {
+    const SLOTS: usize = 8;
+    let ca = secure::TestCa::new();
+    let mut config = secure::config();
+    config.memberlist.max_inbound_streams = SLOTS;
+    let (victim, _ev) = Builder::new("victim")
+        .quic(ca.certificates("victim"))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+    let target = victim.local_addr();
+    // One relay per slot, and a few more: each a source address of its own.
+    let mut relays = tokio::task::JoinSet::new();
+    let mut relay_addrs = Vec::new();
+    for _ in 0..SLOTS + 4 {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        relay_addrs.push(socket.local_addr().unwrap());
+        relays.spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                if from != target {
+                    let _ = socket.send_to(&buf[..n], target).await;
+                }
+            }
+        });
+    }
+    // The attacker: a node joining through every relay at once.
+    let (attacker, _ea) = secure::node("attacker", quic, ca.certificates("attacker")).await;
+    let attack = tokio::spawn(async move {
+        let _ = attacker.join(&relay_addrs, false).await;
+        attacker
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // A member can still open a stream to the victim.
+    let (member, _em) = secure::node("member", quic, ca.certificates("member")).await;
+    let joined = member.join(&[target], false).await;
+    let stats = victim.driver_stats();
+    println!(
+        "handshakes refused {}, failed {}",
+        stats.handshakes_refused, stats.handshakes_failed
+    );
+    assert_eq!(joined, Ok(1), "the member joined through the victim");
+    relays.abort_all();
+    attack.await.unwrap().shutdown().await.unwrap();
+    member.shutdown().await.unwrap();
+    victim.shutdown().await.unwrap();
+}
+
+/// QUIC-looking datagrams longer than QUIC's endpoint reads are junk: dropped and counted
+/// before they are copied, so the queue to the endpoint holds small packets only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_quic_looking_datagrams_are_dropped_before_queueing() {
+    let ca = secure::TestCa::new();
+    let (node, _events) = secure::node("node-0", quic, ca.certificates("node-0")).await;
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut big = vec![0u8; 30_000];
+    big[..5].copy_from_slice(&[0xc0, 0, 0, 0, 1]);
+    for _ in 0..20 {
+        udp.send_to(&big, node.local_addr()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    secure::wait_until(
+        std::time::Duration::from_secs(5),
+        "every oversized datagram dropped",
+        || node.driver_stats().quic_datagrams_dropped == 20,
+    )
+    .await;
+    node.shutdown().await.unwrap();
+}
