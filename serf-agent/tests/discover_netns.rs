@@ -5,6 +5,9 @@
 //! the ignored `mdns_child` test with an environment variable that tells it who it is.
 //! Without root or network namespaces it is skipped, saying why.
 
+mod netns;
+
+use netns::Namespaces;
 use serf_agent::discover::{DiscoverConfig, start_discovery};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,66 +17,6 @@ use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "SERF_MDNS_TEST_CHILD";
 const CLUSTER: &str = "nstest";
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run `ip`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Two namespaces joined by a veth pair; removed on drop (which removes the veths too).
-struct Namespaces {
-    names: [String; 2],
-    /// One end of the pair, deleted on drop in case setup failed before it moved.
-    veth: String,
-}
-
-impl Namespaces {
-    fn create() -> Result<Namespaces, String> {
-        let tag = std::process::id() % 100_000;
-        let (va, vb) = (format!("smd{tag}a"), format!("smd{tag}b"));
-        let ns = Namespaces {
-            names: [format!("serfmdns{tag}a"), format!("serfmdns{tag}b")],
-            veth: va.clone(),
-        };
-        for n in &ns.names {
-            ip(&["netns", "add", n])?;
-        }
-        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])?;
-        for (n, (v, addr)) in ns
-            .names
-            .iter()
-            .zip([(&va, "10.213.0.1/24"), (&vb, "10.213.0.2/24")])
-        {
-            ip(&["link", "set", v, "netns", n])?;
-            ip(&["-n", n, "addr", "add", addr, "dev", v])?;
-            ip(&["-n", n, "link", "set", v, "up"])?;
-            ip(&["-n", n, "link", "set", "lo", "up"])?;
-            ip(&["-n", n, "route", "add", "224.0.0.0/4", "dev", v])?;
-        }
-        Ok(ns)
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for n in &self.names {
-            let _ = ip(&["netns", "del", n]);
-        }
-        // Normally gone with its namespace; still here only if setup stopped half-way.
-        let _ = ip(&["link", "del", &self.veth]);
-    }
-}
 
 /// Why the test cannot run here, if it cannot.
 fn unavailable() -> Option<String> {
@@ -111,7 +54,7 @@ fn two_agents_find_each_other_in_private_network_namespaces() {
         println!("skipped: {why}");
         return;
     }
-    let ns = match Namespaces::create() {
+    let ns = match Namespaces::create("md", 213) {
         Ok(ns) => ns,
         Err(why) => {
             println!("skipped: network namespaces are unavailable here: {why}");
@@ -121,19 +64,18 @@ fn two_agents_find_each_other_in_private_network_namespaces() {
     let dir = tempfile::tempdir().unwrap();
     let done = dir.path().join("done");
     let exe = std::env::current_exe().unwrap();
-    let tag = std::process::id() % 100_000;
     let roles = [
         (
             "a",
             "10.213.0.1:7946",
             "10.213.0.2:7946",
-            format!("smd{tag}a"),
+            ns.veths[0].clone(),
         ),
         (
             "b",
             "10.213.0.2:7946",
             "10.213.0.1:7946",
-            format!("smd{tag}b"),
+            ns.veths[1].clone(),
         ),
     ];
     let mut children = Kill(Vec::new());

@@ -5,65 +5,11 @@
 
 mod cli;
 
+mod netns;
+
 use cli::*;
+use netns::Namespaces;
 use std::process::{Child, Command, Stdio};
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run `ip`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Two namespaces joined by a veth pair; removed on drop (the veths go with them).
-struct Namespaces {
-    names: [String; 2],
-    veth: String,
-}
-
-impl Namespaces {
-    fn create() -> Result<Namespaces, String> {
-        let tag = std::process::id() % 100_000;
-        let (va, vb) = (format!("sag{tag}a"), format!("sag{tag}b"));
-        let ns = Namespaces {
-            names: [format!("serfag{tag}a"), format!("serfag{tag}b")],
-            veth: va.clone(),
-        };
-        for n in &ns.names {
-            ip(&["netns", "add", n])?;
-        }
-        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])?;
-        for (n, (v, addr)) in ns
-            .names
-            .iter()
-            .zip([(&va, "10.214.0.1/24"), (&vb, "10.214.0.2/24")])
-        {
-            ip(&["link", "set", v, "netns", n])?;
-            ip(&["-n", n, "addr", "add", addr, "dev", v])?;
-            ip(&["-n", n, "link", "set", v, "up"])?;
-            ip(&["-n", n, "link", "set", "lo", "up"])?;
-        }
-        Ok(ns)
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        let _ = ip(&["link", "del", &self.veth]);
-        for n in &self.names {
-            let _ = ip(&["netns", "del", n]);
-        }
-    }
-}
 
 struct Kill(Child);
 
@@ -76,7 +22,7 @@ impl Drop for Kill {
 
 #[test]
 fn agents_find_each_other_by_mdns() {
-    let ns = match Namespaces::create() {
+    let ns = match Namespaces::create("ag", 214) {
         Ok(ns) => ns,
         Err(e) => {
             eprintln!("skipping: network namespaces unavailable ({e}); needs root and `ip netns`");
