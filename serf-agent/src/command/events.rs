@@ -4,7 +4,7 @@ use super::flags::{Flag, Kind};
 use super::output::{Json, to_json};
 use super::{RPC_HELP, connect, parse_flags, parse_tags, usage_error};
 use crate::config::parse_go_duration;
-use crate::rpc::client::QueryRequest;
+use crate::rpc::client::{QueryRequest, RpcClient};
 use crate::rpc::msgpack::{Fields, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -164,20 +164,8 @@ Options:
     }
     let (mut acks, mut responses) = (Vec::new(), BTreeMap::new());
     let mut num_resp = 0;
-    // Until `done` (or a record with no sender, as Go's client treats it), or the agent
-    // going away.
-    while let Ok(r) = client.next_record().await {
-        if r.seq != seq {
-            continue;
-        }
-        let f = Fields(&r.body);
-        let (kind, from) = (
-            f.string("Type").unwrap_or_default(),
-            f.string("From").unwrap_or_default(),
-        );
-        if kind == "done" || from.is_empty() {
-            break;
-        }
+    while let Some((kind, from, body)) = next_query_record(&mut client, seq).await {
+        let f = Fields(&body);
         match kind.as_str() {
             "ack" => {
                 if text {
@@ -300,18 +288,7 @@ Options:
     let mut last = start;
     let (mut num_acks, mut dups) = (0usize, false);
     let mut acks_from = BTreeSet::new();
-    while let Ok(r) = client.next_record().await {
-        if r.seq != seq {
-            continue;
-        }
-        let f = Fields(&r.body);
-        let (kind, from) = (
-            f.string("Type").unwrap_or_default(),
-            f.string("From").unwrap_or_default(),
-        );
-        if kind == "done" || from.is_empty() {
-            break;
-        }
+    while let Some((kind, from, _)) = next_query_record(&mut client, seq).await {
         if kind != "ack" {
             continue;
         }
@@ -466,5 +443,25 @@ Options:
                 }
             }
         }
+    }
+}
+
+/// The next record of query stream `seq`: its type, sender and body; `None` at `done` (or
+/// a record with no sender, as Go's client treats it), or when the agent goes away.
+async fn next_query_record(client: &mut RpcClient, seq: u64) -> Option<(String, String, Value)> {
+    loop {
+        let r = client.next_record().await.ok()?;
+        if r.seq != seq {
+            continue;
+        }
+        let f = Fields(&r.body);
+        let (kind, from) = (
+            f.string("Type").unwrap_or_default(),
+            f.string("From").unwrap_or_default(),
+        );
+        if kind == "done" || from.is_empty() {
+            return None;
+        }
+        return Some((kind, from, r.body));
     }
 }
