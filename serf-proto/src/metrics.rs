@@ -114,6 +114,9 @@ pub struct Metrics {
     /// Direct accusations sent to members still broadcasting stale alive messages
     /// (the mass-restart fix, memberlist #311).
     pub accusations_sent: u64,
+    /// Direct answers to members gossiping a suspicion of someone we hold left or dead
+    /// (the member's leave, or our own suspicion as a confirmation).
+    pub suspicions_corrected: u64,
     /// Alive messages for a name at a conflicting address.
     pub conflicts: u64,
     /// Alive messages refused by the delegate, by version checks or by metadata size.

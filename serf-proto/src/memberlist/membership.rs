@@ -12,6 +12,7 @@ use crate::name::Name;
 use crate::time::Instant;
 use crate::wire::{Alive, Dead, PushPull, Suspect, WireMessage, WireState};
 use bytes::Bytes;
+use core::net::SocketAddr;
 
 /// The largest incarnation jump believed from one message. A member's incarnation only
 /// grows by its own refutes and updates, so a message claiming more is forged or corrupt;
@@ -222,10 +223,27 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     /// A suspect message: start or confirm a suspicion, or refute it if it is about us.
-    pub(crate) fn handle_suspect(&mut self, now: Instant, s: &Suspect<'_>) {
+    /// `source` is the address of the datagram that carried it (none when it comes from
+    /// our own probe or a push-pull).
+    pub(crate) fn handle_suspect(
+        &mut self,
+        now: Instant,
+        s: &Suspect<'_>,
+        source: Option<SocketAddr>,
+    ) {
         let Some(i) = self.members.find(s.node) else {
             return;
         };
+        if let Some(source) = source {
+            let e = self.members.at(i);
+            if e.node.state.is_dead_or_left()
+                && s.incarnation <= e.node.incarnation
+                && s.node != self.name.as_str()
+            {
+                self.correct_stale_suspicion(now, i, source);
+                return;
+            }
+        }
         let voter = s.from != s.node
             && self
                 .members
@@ -334,6 +352,49 @@ impl<D: Delegate> Memberlist<D> {
         );
     }
 
+    /// A member gossips a suspicion of someone we already hold left or dead: it missed
+    /// the news (a lost broadcast; at 8 nodes, one leave in thirty). Nobody else will
+    /// confirm its suspicion, since every view that knows ignores it, so without a word
+    /// it runs to its longest timeout (24 s on a LAN) and a leave ends as a failure.
+    /// Tell the sender directly: for a member that left, its own leave message (only
+    /// the member itself sends one, so it is final); for one we failed, our suspicion,
+    /// which counts as an independent confirmation (Lifeguard still decides). Go's
+    /// memberlist stays silent. Only to a member we hold alive, at most once per gossip
+    /// interval per subject: one small datagram in answer to one, never to a stranger.
+    fn correct_stale_suspicion(&mut self, now: Instant, i: usize, source: SocketAddr) {
+        let interval = self.config.gossip_interval;
+        let live_source = self.members.iter().any(|m| {
+            m.node.addr() == source && matches!(m.node.state, NodeState::Alive | NodeState::Suspect)
+        });
+        let e = self.members.at_mut(i);
+        if !live_source || (e.last_accused != NEVER && now - e.last_accused < interval) {
+            return;
+        }
+        e.last_accused = now;
+        let (state, incarnation) = (e.node.state, e.node.incarnation);
+        let node = e.node.name.clone();
+        let framed = if state == NodeState::Left {
+            Dead {
+                incarnation,
+                node: &node,
+                from: &node,
+            }
+            .to_vec()
+        } else {
+            Suspect {
+                incarnation,
+                node: &node,
+                from: &self.name,
+            }
+            .to_vec()
+        };
+        self.metrics.suspicions_corrected += 1;
+        self.pending.push_back(Pending::Packet {
+            to: source,
+            msg: OutMsg::Framed(Bytes::from(framed)),
+        });
+    }
+
     /// A dead message (or a leave, when `node == from`).
     pub(crate) fn handle_dead(&mut self, now: Instant, d: &Dead<'_>) {
         let Some(i) = self.members.find(d.node) else {
@@ -348,7 +409,14 @@ impl<D: Delegate> Memberlist<D> {
             return;
         }
         e.suspicion = None;
-        if e.node.state.is_dead_or_left() {
+        let leave = d.node == d.from;
+        // A member we failed ourselves may still tell us it left: its leave raced our
+        // suspicion, or we missed its broadcast and probed it after it stopped. Only the
+        // member itself sends a leave, so take it (and pass it on, for views in the same
+        // case): the layer above then reports a leave, not a failure that lasts until
+        // the next push-pull.
+        let upgrade = leave && e.node.state == NodeState::Dead && d.node != self.name.as_str();
+        if e.node.state.is_dead_or_left() && !upgrade {
             return;
         }
         let mut notify = None;
@@ -363,7 +431,7 @@ impl<D: Delegate> Memberlist<D> {
         self.broadcast_about(d.node, d.to_vec(), notify);
         let e = self.members.at_mut(i);
         e.node.incarnation = d.incarnation;
-        let state = if d.node == d.from {
+        let state = if leave {
             NodeState::Left
         } else {
             NodeState::Dead
@@ -450,6 +518,7 @@ impl<D: Delegate> Memberlist<D> {
                         node: n.name,
                         from: &me,
                     },
+                    None,
                 ),
             }
         }

@@ -164,6 +164,8 @@ pub struct Memberlist<D: Delegate = NoDelegate> {
     probe_index: usize,
     probe: Option<probe::ActiveProbe>,
     probe_tick_pending: bool,
+    /// A member to probe next, out of the round-robin order ([`Memberlist::probe_soon`]).
+    probe_next: Option<Name>,
     relays: hashbrown::HashMap<u32, probe::Relay, foldhash::fast::FixedState>,
     awareness: Awareness,
     broadcasts: BroadcastQueue,
@@ -252,6 +254,7 @@ impl<D: Delegate> Memberlist<D> {
             probe_index: 0,
             probe: None,
             probe_tick_pending: false,
+            probe_next: None,
             relays: hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::with_seed(
                 hash_seed,
             )),
@@ -482,6 +485,21 @@ impl<D: Delegate> Memberlist<D> {
         }
         self.finish_join_if_done(id);
         Ok(JoinId(id))
+    }
+
+    /// Probes `name` at the next probe tick instead of the member the round-robin order
+    /// would take (which comes the tick after). For news that a member should soon be
+    /// gone: its leave announced by the layer above, say. If it has left, it answers
+    /// with its leave, or the probe fails and the views that know correct our suspicion.
+    /// Costs no extra packet: the order is only shifted. Unknown, dead or left members
+    /// and ourselves are ignored.
+    pub fn probe_soon(&mut self, name: &str) {
+        if name != self.name.as_str()
+            && let Some(e) = self.members.get(name)
+            && !e.node.state.is_dead_or_left()
+        {
+            self.probe_next = Some(e.node.name.clone());
+        }
     }
 
     /// Leaves gracefully: broadcasts that this node left, then reports

@@ -49,7 +49,7 @@ impl<D: Delegate> Memberlist<D> {
             Message::IndirectPing(p) => self.handle_indirect_ping(now, from, &p),
             Message::Ack(a) => self.handle_ack(now, &a),
             Message::Nack(n) => self.handle_nack(&n),
-            Message::Suspect(s) => self.handle_suspect(now, &s),
+            Message::Suspect(s) => self.handle_suspect(now, &s, Some(from)),
             Message::Alive(a) => self.handle_alive(now, &a, false),
             Message::Dead(d) => self.handle_dead(now, &d),
             Message::User(u) => self.events.push_back(Event::UserMessage {
@@ -75,6 +75,22 @@ impl<D: Delegate> Memberlist<D> {
                 with_payload: true,
             },
         });
+        if self.left {
+            // We left and answer probes only while our leave spreads (Serf's propagate
+            // delay). Whoever probes us now has not heard: tell it, rather than leave it
+            // to find us gone and suspect us when we stop.
+            let me = self.name.clone();
+            let framed = crate::wire::Dead {
+                incarnation: self.incarnation,
+                node: &me,
+                from: &me,
+            }
+            .to_vec();
+            self.pending.push_back(super::Pending::Packet {
+                to,
+                msg: OutMsg::Framed(Bytes::from(framed)),
+            });
+        }
     }
 
     /// Where to answer a request that came from `from` and asks for answers at `claimed`

@@ -60,21 +60,29 @@ impl<D: Delegate> Memberlist<D> {
         // wrap-around itself as a check, which wastes the tick whenever the pass ends on
         // ourselves: every other tick in a two-node cluster.)
         let mut wrapped = false;
-        let i = loop {
-            if self.probe_index >= self.members.len() {
-                if wrapped {
-                    return;
+        let asked = self.probe_next.take().and_then(|name| {
+            let i = self.members.find(&name)?;
+            (!self.members.at(i).node.state.is_dead_or_left()).then_some(i)
+        });
+        let i = if let Some(i) = asked {
+            i
+        } else {
+            loop {
+                if self.probe_index >= self.members.len() {
+                    if wrapped {
+                        return;
+                    }
+                    self.reset_members(now);
+                    self.probe_index = 0;
+                    wrapped = true;
+                    continue;
                 }
-                self.reset_members(now);
-                self.probe_index = 0;
-                wrapped = true;
-                continue;
-            }
-            let i = self.probe_index;
-            self.probe_index += 1;
-            let e = self.members.at(i);
-            if e.node.name != self.name && !e.node.state.is_dead_or_left() {
-                break i;
+                let i = self.probe_index;
+                self.probe_index += 1;
+                let e = self.members.at(i);
+                if e.node.name != self.name && !e.node.state.is_dead_or_left() {
+                    break i;
+                }
             }
         };
         let e = self.members.at(i);
@@ -243,6 +251,7 @@ impl<D: Delegate> Memberlist<D> {
                 node: &target,
                 from: &me,
             },
+            None,
         );
         self.finish_probe(now, delta);
     }

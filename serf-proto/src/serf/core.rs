@@ -48,6 +48,8 @@ pub(crate) enum Action {
     },
     /// Leave at the memberlist level.
     MemberlistLeave,
+    /// Probe this member at the next probe tick (see `SerfTimer::LeavingCheck`).
+    ProbeSoon(Name),
     /// Resize every broadcast queue.
     SetQueueDepth(usize),
     /// Apply a keyring operation and answer the query.
@@ -190,6 +192,9 @@ pub(crate) enum SerfTimer {
     LeavePropagated,
     /// Erase a force-left member, if its status time is still the prune's.
     Prune(Name, LamportTime),
+    /// A member announced its leave a while ago and the memberlist has not reported it
+    /// gone: probe it, if its status time is still the intent's.
+    LeavingCheck(Name, LamportTime),
 }
 
 /// Where a graceful leave stands.

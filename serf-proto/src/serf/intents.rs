@@ -134,6 +134,16 @@ impl Core {
         match m.member.status {
             MemberStatus::Alive => {
                 self.set_status(&key, MemberStatus::Leaving);
+                // Its memberlist leave normally follows within a few gossip rounds. If
+                // we miss that broadcast too (the retransmit limit is small in a small
+                // cluster), we would find the member gone only when the probe order
+                // reaches it: up to one probe interval per member. Probe it out of turn
+                // once it has had time to leave (`leave_propagate_delay`, while it still
+                // answers, with its leave).
+                if !prune && key != self.name {
+                    let at = now + self.config.leave_propagate_delay;
+                    self.schedule(at, SerfTimer::LeavingCheck(key.clone(), ltime));
+                }
             }
             MemberStatus::Failed => {
                 self.set_status(&key, MemberStatus::Left);

@@ -64,6 +64,14 @@ impl Core {
                     }
                 }
                 SerfTimer::Prune(name, ltime) => self.delayed_prune(&name, ltime),
+                SerfTimer::LeavingCheck(name, ltime) => {
+                    let still = self.members.get(name.as_str()).is_some_and(|m| {
+                        m.status_ltime == ltime && m.member.status == MemberStatus::Leaving
+                    });
+                    if still {
+                        self.outbox.push_back(Action::ProbeSoon(name));
+                    }
+                }
             }
         }
         let _ = n;

@@ -258,13 +258,23 @@ impl Core {
     }
 
     /// The memberlist reports a member dead or left (serf `handleNodeLeave`).
+    ///
+    /// Go tells a leave from a failure by the leave intent alone: a member whose intent
+    /// has not reached us yet is failed, and stays failed until a push-pull brings the
+    /// intent (up to 30 s; at 8 nodes one view in seven missed the intent that way,
+    /// because the memberlist's leave overtakes it). The memberlist's own leave
+    /// (`NodeState::Left`) comes only from the member itself, so it is a leave too.
     pub(super) fn on_node_leave(&mut self, now: Instant, n: &memberlist::Node) {
         let name = n.name().as_str();
         let Some(m) = self.members.get_mut(name) else {
             return;
         };
+        let left = n.state() == memberlist::NodeState::Left;
         let (status, kind) = match m.member.status {
             MemberStatus::Leaving => (MemberStatus::Left, MemberEventKind::Leave),
+            MemberStatus::Alive | MemberStatus::Failed if left => {
+                (MemberStatus::Left, MemberEventKind::Leave)
+            }
             MemberStatus::Alive => (MemberStatus::Failed, MemberEventKind::Failed),
             _ => return,
         };

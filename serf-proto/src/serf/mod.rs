@@ -700,6 +700,7 @@ impl Serf {
             Action::MemberlistLeave => {
                 let _ = self.ml.leave(now);
             }
+            Action::ProbeSoon(name) => self.ml.probe_soon(&name),
             Action::SetQueueDepth(depth) => self.ml.set_max_queue_depth(depth),
             Action::KeyOp { op, key, handle } => {
                 let op_name = match op {
