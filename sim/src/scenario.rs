@@ -156,6 +156,14 @@ pub struct ConfigOverrides {
         skip_serializing_if = "Option::is_none"
     )]
     pub gossip_interval: Option<Duration>,
+    /// `Config::eager_gossip`; `"0s"` turns it off (Go's behaviour: every broadcast
+    /// waits for the next gossip tick).
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub eager_gossip: Option<Duration>,
     #[serde(
         default,
         with = "duration::option",
@@ -240,6 +248,9 @@ impl ConfigOverrides {
         }
         if let Some(on) = self.lifeguard {
             c.lifeguard = on;
+        }
+        if let Some(gap) = self.eager_gossip {
+            c.eager_gossip = Some(gap).filter(|g| !g.is_zero());
         }
         c
     }

@@ -39,6 +39,21 @@ pub struct Config {
     pub gossip_nodes: usize,
     /// Time between gossip rounds. LAN 200 ms, WAN 500 ms, Local 100 ms.
     pub gossip_interval: Duration,
+    /// A broadcast of the layer above (Serf's join and leave intents, user events,
+    /// queries) queued here, ours or news heard for the first time, starts a gossip
+    /// round at once instead of waiting for the next tick, as long as the last round is
+    /// at least this long ago; otherwise the round starts when it is. News then crosses
+    /// each hop in a network round trip, not in half a gossip interval on average: in
+    /// the simulator's user-event storm (100 nodes, 20 events/s) p50 0.32 s becomes
+    /// 0.07 s for 2% more bytes (smaller batches, more headers). Each message is still
+    /// sent `retransmit_mult * ceil(log10(n + 1))` times and an idle cluster's traffic
+    /// is unchanged; the gap bounds the extra rounds during a storm. Membership gossip
+    /// keeps the ticker's pace: sent sooner, an alive message also retires sooner, and
+    /// in a join storm (1,000 nodes in 30 s) newcomers not yet known to its senders
+    /// missed it (convergence up to 176 s instead of 5 s). An idle node also stops
+    /// waking for empty gossip ticks. A quarter of `gossip_interval` by default; `None`
+    /// gives Go's behaviour (every broadcast waits for the ticker).
+    pub eager_gossip: Option<Duration>,
     /// Dead members keep receiving gossip this long, so a wrongly declared node learns it
     /// and refutes; afterwards they are forgotten. LAN 30 s, WAN 60 s, Local 15 s.
     pub gossip_to_the_dead_time: Duration,
@@ -121,6 +136,7 @@ impl Config {
             awareness_max_multiplier: 8,
             gossip_nodes: 3,
             gossip_interval: Duration::from_millis(200),
+            eager_gossip: Some(Duration::from_millis(50)),
             gossip_to_the_dead_time: Duration::from_secs(30),
             dead_node_reclaim_time: None,
             packet_size: 1400,
@@ -154,6 +170,7 @@ impl Config {
             probe_interval: Duration::from_secs(5),
             gossip_nodes: 4,
             gossip_interval: Duration::from_millis(500),
+            eager_gossip: Some(Duration::from_millis(125)),
             gossip_to_the_dead_time: Duration::from_secs(60),
             ..Config::lan()
         }
@@ -170,6 +187,7 @@ impl Config {
             probe_timeout: Duration::from_millis(200),
             probe_interval: Duration::from_secs(1),
             gossip_interval: Duration::from_millis(100),
+            eager_gossip: Some(Duration::from_millis(25)),
             gossip_to_the_dead_time: Duration::from_secs(15),
             ..Config::lan()
         }
@@ -192,6 +210,7 @@ impl Config {
         for (name, d) in [
             ("probe_interval", self.probe_interval),
             ("gossip_interval", self.gossip_interval),
+            ("eager_gossip", self.eager_gossip.unwrap_or(MIN_PERIOD)),
         ] {
             if d < MIN_PERIOD {
                 return Err(ConfigError::TooShort(name, d));

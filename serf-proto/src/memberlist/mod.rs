@@ -166,6 +166,11 @@ pub struct Memberlist<D: Delegate = NoDelegate> {
     probe_tick_pending: bool,
     /// A member to probe next, out of the round-robin order ([`Memberlist::probe_soon`]).
     probe_next: Option<Name>,
+    /// A broadcast of the layer above was queued since the last gossip round
+    /// (`Config::eager_gossip`).
+    fresh_broadcast: bool,
+    /// When the last gossip round sent anything.
+    last_gossip: Option<Instant>,
     relays: hashbrown::HashMap<u32, probe::Relay, foldhash::fast::FixedState>,
     awareness: Awareness,
     broadcasts: BroadcastQueue,
@@ -255,6 +260,8 @@ impl<D: Delegate> Memberlist<D> {
             probe: None,
             probe_tick_pending: false,
             probe_next: None,
+            fresh_broadcast: false,
+            last_gossip: None,
             relays: hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::with_seed(
                 hash_seed,
             )),
@@ -585,6 +592,7 @@ impl<D: Delegate> Memberlist<D> {
         let q = &mut self.user_queues[tier.min(USER_TIERS - 1)];
         let before = q.dropped();
         q.push(framed, None, notify);
+        self.fresh_broadcast = true;
         self.metrics.broadcasts_dropped += q.dropped() - before;
         self.check_finished_broadcasts();
     }
@@ -729,7 +737,9 @@ impl<D: Delegate> Memberlist<D> {
         if self.due(Periodic::Probe, now, self.config.probe_interval) {
             self.on_probe_tick(now);
         }
-        if self.due(Periodic::Gossip, now, self.config.gossip_interval) {
+        // The ticker's round, or an early one for a fresh broadcast.
+        let tick = self.due(Periodic::Gossip, now, self.config.gossip_interval);
+        if tick || self.eager_gossip_at().is_some_and(|at| at <= now) {
             self.on_gossip_tick(now);
         }
         let pp = suspicion::push_pull_scale(self.config.push_pull_interval, self.members.len());
@@ -862,7 +872,32 @@ impl<D: Delegate> Memberlist<D> {
         if self.shutdown {
             return Instant::MAX;
         }
-        self.timers.next_deadline().unwrap_or(Instant::MAX)
+        // With eager gossip an idle node does not wake for empty gossip ticks: a fresh
+        // broadcast brings the round forward anyway (and a tick that passed meanwhile
+        // fires at once, then the ticker carries on on its grid).
+        let idle = self.config.eager_gossip.is_some() && !self.has_broadcasts();
+        let timers = if idle {
+            self.timers.next_deadline_except(Periodic::Gossip)
+        } else {
+            self.timers.next_deadline()
+        };
+        let at = timers.unwrap_or(Instant::MAX);
+        self.eager_gossip_at().map_or(at, |e| e.min(at))
+    }
+
+    /// When an early gossip round for a fresh broadcast is due, if one is wanted.
+    fn eager_gossip_at(&self) -> Option<Instant> {
+        let gap = self.config.eager_gossip?;
+        // Alone, there is nobody to gossip to: no reason to wake.
+        if !self.fresh_broadcast || self.members.len() < 2 {
+            return None;
+        }
+        Some(self.last_gossip.map_or(Instant::ZERO, |t| t + gap))
+    }
+
+    /// Whether any broadcast is queued.
+    pub(crate) fn has_broadcasts(&self) -> bool {
+        !self.broadcasts.is_empty() || self.user_queues.iter().any(|q| !q.is_empty())
     }
 
     /// Broadcast notifications retired since the last check: completes a pending leave and

@@ -379,7 +379,8 @@ impl<D: Delegate> Memberlist<D> {
     /// Gossip round: queue a broadcast-only datagram to `gossip_nodes` random members
     /// (alive, suspect, or dead recently enough to hear the news and refute).
     pub(crate) fn on_gossip_tick(&mut self, now: Instant) {
-        if self.broadcasts.is_empty() && self.user_queues.iter().all(|q| q.is_empty()) {
+        self.fresh_broadcast = false;
+        if !self.has_broadcasts() {
             return;
         }
         let me = self.name.clone();
@@ -396,6 +397,9 @@ impl<D: Delegate> Memberlist<D> {
         for &i in &picks {
             let to = self.members.at(i as usize).node.addr();
             self.pending.push_back(Pending::Gossip { to });
+        }
+        if !picks.is_empty() {
+            self.last_gossip = Some(now);
         }
         self.scratch.picks = picks;
     }

@@ -75,6 +75,16 @@ impl Timers {
         self.periodic.iter().flatten().copied().chain(heap).min()
     }
 
+    /// The earliest deadline, leaving periodic timer `skip` out.
+    pub fn next_deadline_except(&self, skip: Periodic) -> Option<Instant> {
+        let heap = self.heap.peek().map(|Reverse((at, _, _))| *at);
+        let periodic = self.periodic.iter().enumerate();
+        let periodic = periodic
+            .filter(|(i, _)| *i != skip as usize)
+            .flat_map(|(_, at)| *at);
+        periodic.chain(heap).min()
+    }
+
     /// Takes the next one-shot timer due at or before `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
         match self.heap.peek() {
