@@ -80,11 +80,17 @@ pub struct Snapshot {
     pub handlers: HandlerStats,
     /// RPC clients connected now.
     pub rpc_clients: u64,
+    /// Events RPC `stream`s lost because their client read too slowly
+    /// ([`crate::rpc::stream::EventHub::dropped`]).
+    pub rpc_stream_dropped: u64,
+    /// Log lines `monitor`s lost because their client read too slowly
+    /// ([`crate::log::Logger::dropped`]).
+    pub rpc_monitor_dropped: u64,
 }
 
 impl Snapshot {
     /// Reads the node's counters, statistics and members. The agent then fills in
-    /// `handlers` and `rpc_clients`.
+    /// `handlers` and the `rpc_` figures.
     pub async fn from_node(node: &SerfHandle) -> Result<Snapshot, serf_driver_tokio::Error> {
         let (core, serf, driver) = node.metrics().await?;
         let stats = node.stats().await.ok();
@@ -204,6 +210,20 @@ impl Snapshot {
             "RPC clients connected now.",
             Vec::new(),
             self.rpc_clients as f64,
+        ));
+        out.push(counter(
+            "serf_agent_",
+            "rpc_stream_dropped",
+            "Events lost by RPC event streams whose client read too slowly (each stream \
+             queues 512).",
+            self.rpc_stream_dropped,
+        ));
+        out.push(counter(
+            "serf_agent_",
+            "rpc_monitor_dropped",
+            "Log lines lost by RPC monitors whose client read too slowly (each monitor \
+             queues 512).",
+            self.rpc_monitor_dropped,
         ));
         out
     }
@@ -333,6 +353,8 @@ mod tests {
         let snap = Snapshot {
             members: vec![(MemberStatus::Alive, 3), (MemberStatus::Failed, 1)],
             rpc_clients: 2,
+            rpc_stream_dropped: 4,
+            rpc_monitor_dropped: 5,
             ..Snapshot::default()
         };
         let text = render_prometheus(&snap.samples());
@@ -354,6 +376,9 @@ mod tests {
         assert!(text.contains("serf_members{status=\"failed\"} 1\n"));
         assert_eq!(text.matches("# TYPE serf_members gauge").count(), 1);
         assert!(text.contains("serf_agent_rpc_clients 2\n"));
+        assert!(text.contains("# TYPE serf_agent_rpc_stream_dropped_total counter\n"));
+        assert!(text.contains("\nserf_agent_rpc_stream_dropped_total 4\n"));
+        assert!(text.contains("\nserf_agent_rpc_monitor_dropped_total 5\n"));
         assert!(text.contains("# TYPE serf_agent_handler_runs_total counter\n"));
         for line in text.lines().filter(|l| l.starts_with("# HELP")) {
             assert!(line.split(' ').count() > 3, "help text present: {line}");
