@@ -80,11 +80,17 @@ pub struct Snapshot {
     pub handlers: HandlerStats,
     /// RPC clients connected now.
     pub rpc_clients: u64,
+    /// Events RPC `stream`s lost because their client read too slowly
+    /// ([`crate::rpc::stream::EventHub::dropped`]).
+    pub rpc_stream_dropped: u64,
+    /// Log lines `monitor`s lost because their client read too slowly
+    /// ([`crate::log::Logger::dropped`]).
+    pub rpc_monitor_dropped: u64,
 }
 
 impl Snapshot {
     /// Reads the node's counters, statistics and members. The agent then fills in
-    /// `handlers` and `rpc_clients`.
+    /// `handlers` and the `rpc_` figures.
     pub async fn from_node(node: &SerfHandle) -> Result<Snapshot, serf_driver_tokio::Error> {
         let (core, serf, driver) = node.metrics().await?;
         let stats = node.stats().await.ok();
@@ -131,8 +137,17 @@ impl Snapshot {
         for (name, help, v) in self.serf.iter() {
             out.push(counter("serf_", name, help, v));
         }
-        for (name, help, v) in driver_iter(&self.driver) {
-            out.push(counter("serf_driver_", name, help, v));
+        for (name, help, v, is_counter) in driver_iter(&self.driver) {
+            if is_counter {
+                out.push(counter("serf_driver_", name, help, v));
+            } else {
+                out.push(gauge(
+                    &format!("serf_driver_{name}"),
+                    help,
+                    Vec::new(),
+                    v as f64,
+                ));
+            }
         }
         for (status, n) in &self.members {
             out.push(gauge(
@@ -205,68 +220,171 @@ impl Snapshot {
             Vec::new(),
             self.rpc_clients as f64,
         ));
+        out.push(counter(
+            "serf_agent_",
+            "rpc_stream_dropped",
+            "Events lost by RPC event streams whose client read too slowly (each stream \
+             queues 512).",
+            self.rpc_stream_dropped,
+        ));
+        out.push(counter(
+            "serf_agent_",
+            "rpc_monitor_dropped",
+            "Log lines lost by RPC monitors whose client read too slowly (each monitor \
+             queues 512).",
+            self.rpc_monitor_dropped,
+        ));
         out
     }
 }
 
-/// The driver's counters as (name, help, value); `DriverStats` has no `iter` of its own.
-fn driver_iter(d: &DriverStats) -> [(&'static str, &'static str, u64); 12] {
+/// The driver's figures as (name, help, value, is_counter); `DriverStats` has no `iter` of
+/// its own. The struct is destructured without `..` so that a field added to the driver
+/// fails to compile here until it is exported.
+fn driver_iter(d: &DriverStats) -> [(&'static str, &'static str, u64, bool); 20] {
+    let DriverStats {
+        datagrams_received,
+        datagrams_sent,
+        datagrams_send_dropped,
+        events_dropped,
+        streams_accepted,
+        streams_refused,
+        connects_failed,
+        frames_too_long,
+        frames_received,
+        frames_waited_for_budget,
+        stream_write_queue_full,
+        stream_write_errors,
+        secure_streams_opened,
+        secure_streams_accepted,
+        handshakes_failed,
+        handshakes_refused,
+        quic_datagrams_dropped,
+        task_wakeups,
+        connections,
+        accept_errors,
+    } = *d;
     [
         (
             "datagrams_received",
             "Datagrams read from the UDP socket.",
-            d.datagrams_received,
+            datagrams_received,
+            true,
         ),
-        ("datagrams_sent", "Datagrams sent.", d.datagrams_sent),
+        ("datagrams_sent", "Datagrams sent.", datagrams_sent, true),
         (
             "datagrams_send_dropped",
             "Datagrams dropped because the socket's send buffer was full or the send failed.",
-            d.datagrams_send_dropped,
+            datagrams_send_dropped,
+            true,
         ),
         (
             "events_dropped",
             "Events the agent did not take in time (its queue was full).",
-            d.events_dropped,
+            events_dropped,
+            true,
         ),
         (
             "streams_accepted",
-            "Inbound TCP connections accepted.",
-            d.streams_accepted,
+            "Inbound streams handed to the core (TCP, or TLS and QUIC once their handshake \
+             succeeded).",
+            streams_accepted,
+            true,
         ),
         (
             "streams_refused",
-            "Inbound TCP connections refused (too many at once, or shutting down).",
-            d.streams_refused,
+            "Inbound streams refused (too many at once, or shutting down).",
+            streams_refused,
+            true,
         ),
         (
             "connects_failed",
-            "Outbound connects that failed or timed out.",
-            d.connects_failed,
+            "Outbound streams that could not be set up: the connect or handshake failed or \
+             timed out.",
+            connects_failed,
+            true,
         ),
         (
             "frames_too_long",
             "Connections dropped for announcing a frame above the limit.",
-            d.frames_too_long,
+            frames_too_long,
+            true,
         ),
         (
             "frames_received",
             "Frames read from streams.",
-            d.frames_received,
+            frames_received,
+            true,
         ),
         (
             "frames_waited_for_budget",
             "Frames that waited for the budget of bytes in flight.",
-            d.frames_waited_for_budget,
+            frames_waited_for_budget,
+            true,
         ),
         (
             "stream_write_queue_full",
             "Streams failed because their write queue was full.",
-            d.stream_write_queue_full,
+            stream_write_queue_full,
+            true,
         ),
         (
             "stream_write_errors",
             "Streams whose writes failed.",
-            d.stream_write_errors,
+            stream_write_errors,
+            true,
+        ),
+        (
+            "secure_streams_opened",
+            "Outbound TLS or QUIC streams whose handshake succeeded.",
+            secure_streams_opened,
+            true,
+        ),
+        (
+            "secure_streams_accepted",
+            "Inbound TLS or QUIC streams whose handshake succeeded and that the core took.",
+            secure_streams_accepted,
+            true,
+        ),
+        (
+            "handshakes_failed",
+            "TLS or QUIC handshakes that failed, either way (wrong CA or name, non-TLS peer, \
+             timeout).",
+            handshakes_failed,
+            true,
+        ),
+        (
+            "handshakes_refused",
+            "Inbound TLS or QUIC handshakes refused because max_inbound_streams were already \
+             under way.",
+            handshakes_refused,
+            true,
+        ),
+        (
+            "quic_datagrams_dropped",
+            "QUIC datagrams dropped because the QUIC endpoint's queue was full or they were \
+             too long.",
+            quic_datagrams_dropped,
+            true,
+        ),
+        (
+            "task_wakeups",
+            "Times the node's task woke (an input, a command or a deadline).",
+            task_wakeups,
+            true,
+        ),
+        (
+            "connections",
+            "Connections the node holds for its streams now.",
+            connections,
+            false,
+        ),
+        (
+            "accept_errors",
+            "Times accepting a TCP connection failed (most often for want of file \
+             descriptors).",
+            accept_errors,
+            true,
         ),
     ]
 }
@@ -333,6 +451,8 @@ mod tests {
         let snap = Snapshot {
             members: vec![(MemberStatus::Alive, 3), (MemberStatus::Failed, 1)],
             rpc_clients: 2,
+            rpc_stream_dropped: 4,
+            rpc_monitor_dropped: 5,
             ..Snapshot::default()
         };
         let text = render_prometheus(&snap.samples());
@@ -354,9 +474,95 @@ mod tests {
         assert!(text.contains("serf_members{status=\"failed\"} 1\n"));
         assert_eq!(text.matches("# TYPE serf_members gauge").count(), 1);
         assert!(text.contains("serf_agent_rpc_clients 2\n"));
+        assert!(text.contains("# TYPE serf_agent_rpc_stream_dropped_total counter\n"));
+        assert!(text.contains("\nserf_agent_rpc_stream_dropped_total 4\n"));
+        assert!(text.contains("\nserf_agent_rpc_monitor_dropped_total 5\n"));
         assert!(text.contains("# TYPE serf_agent_handler_runs_total counter\n"));
         for line in text.lines().filter(|l| l.starts_with("# HELP")) {
             assert!(line.split(' ').count() > 3, "help text present: {line}");
+        }
+    }
+
+    /// The driver's fields as (name, value), read from its `Debug` output: `DriverStats`
+    /// has no list of its fields, and `derive(Debug)` prints every one, so a field added
+    /// to the driver shows up here without anyone remembering to add it.
+    fn driver_fields(d: &DriverStats) -> Vec<(String, u64)> {
+        let debug = format!("{d:?}");
+        let inner = debug
+            .strip_prefix("DriverStats { ")
+            .and_then(|s| s.strip_suffix(" }"))
+            .unwrap_or_else(|| panic!("unexpected Debug output: {debug}"));
+        inner
+            .split(", ")
+            .map(|field| {
+                let (name, value) = field.split_once(": ").expect("name: value");
+                (name.to_owned(), value.parse().expect("a u64"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_driver_field_is_exported_once_with_its_own_value() {
+        // Distinct values, so a figure exported under another field's name is caught.
+        let driver = DriverStats {
+            datagrams_received: 1,
+            datagrams_sent: 2,
+            datagrams_send_dropped: 3,
+            events_dropped: 4,
+            streams_accepted: 5,
+            streams_refused: 6,
+            connects_failed: 7,
+            frames_too_long: 8,
+            frames_received: 9,
+            frames_waited_for_budget: 10,
+            stream_write_queue_full: 11,
+            stream_write_errors: 12,
+            secure_streams_opened: 13,
+            secure_streams_accepted: 14,
+            handshakes_failed: 15,
+            handshakes_refused: 16,
+            quic_datagrams_dropped: 17,
+            task_wakeups: 18,
+            connections: 19,
+            accept_errors: 20,
+        };
+        let fields = driver_fields(&driver);
+        let samples = Snapshot {
+            driver,
+            ..Snapshot::default()
+        }
+        .samples();
+        let exported: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| s.name.starts_with("serf_driver_"))
+            .collect();
+        assert_eq!(
+            exported.len(),
+            fields.len(),
+            "one sample per driver field: {:?}",
+            exported.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        let text = render_prometheus(&samples);
+        for (name, value) in &fields {
+            // `connections` is a level, not a count; every other field only grows.
+            let (metric, kind) = if name == "connections" {
+                (format!("serf_driver_{name}"), "gauge")
+            } else {
+                (format!("serf_driver_{name}_total"), "counter")
+            };
+            assert!(
+                text.contains(&format!("# TYPE {metric} {kind}\n")),
+                "{metric} as a {kind}"
+            );
+            assert_eq!(
+                text.matches(&format!("# HELP {metric} ")).count(),
+                1,
+                "{metric} has one help line"
+            );
+            assert!(
+                text.contains(&format!("\n{metric} {value}\n")),
+                "{metric} is {value}"
+            );
         }
     }
 

@@ -2,6 +2,8 @@
 //! node parsed line by line, hostile HTTP requests answered and closed, and the statsd
 //! (UDP) and statsite (TCP) sinks read by local listeners.
 
+mod common;
+
 use serf_agent::handlers::HandlerStats;
 use serf_agent::telemetry::{Collect, Snapshot, serve_prometheus, spawn_statsd, spawn_statsite};
 use serf_driver_tokio::Builder;
@@ -291,4 +293,72 @@ async fn an_unreachable_statsite_is_logged_once_and_retried() {
     })
     .await
     .expect("the recovery is logged");
+}
+
+/// A client that subscribes to every user event and to the debug log and then never
+/// reads: once its socket and its queues are full, what it is not reading is lost (the
+/// agent never waits for it), and the Prometheus endpoint counts the loss.
+#[tokio::test]
+async fn events_and_log_lines_a_client_does_not_read_are_counted_as_dropped() {
+    use common::{Raw, header, map, s, start_agent_with};
+    use serf_agent::rpc::msgpack::Value;
+    let a = start_agent_with(serf_agent::config::AgentConfig {
+        node_name: "slow-reader".into(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        prometheus_addr: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let metrics = a.prometheus.expect("the Prometheus endpoint runs");
+    let dropped = async || {
+        let response = http(metrics, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let values = parse_exposition(response.split_once("\r\n\r\n").unwrap().1);
+        (
+            values["serf_agent_rpc_stream_dropped_total"],
+            values["serf_agent_rpc_monitor_dropped_total"],
+        )
+    };
+    assert_eq!(dropped().await, (0.0, 0.0));
+
+    let mut slow = Raw::connect(a.rpc).await;
+    slow.handshake(1).await;
+    slow.send(&[header("stream", 2), map(&[("Type", s("user"))])])
+        .await;
+    assert_eq!(slow.header(2).await, "");
+    slow.send(&[header("monitor", 3), map(&[("LogLevel", s("debug"))])])
+        .await;
+    assert_eq!(slow.header(3).await, "");
+    // From here on `slow` reads nothing. Every event sent below is logged at DEBUG too.
+    let mut sender = Raw::connect(a.rpc).await;
+    sender.handshake(1).await;
+    let payload = Value::Bin(vec![b'x'; 256]);
+    let mut sent = 0u64;
+    loop {
+        let seq = 2 + sent;
+        sender
+            .send(&[
+                header("event", seq),
+                map(&[
+                    ("Name", s("flood")),
+                    ("Payload", payload.clone()),
+                    ("Coalesce", Value::Bool(false)),
+                ]),
+            ])
+            .await;
+        assert_eq!(sender.header(seq).await, "");
+        sent += 1;
+        if sent.is_multiple_of(500) {
+            let (stream, monitor) = dropped().await;
+            if stream > 0.0 && monitor > 0.0 {
+                println!("after {sent} events: {stream} events and {monitor} log lines dropped");
+                break;
+            }
+        }
+        assert!(
+            sent < 200_000,
+            "(stream, monitor) dropped after {sent} events: {:?}",
+            dropped().await
+        );
+    }
 }

@@ -127,6 +127,7 @@ mod quic;
 #[cfg(any(feature = "tls", feature = "quic"))]
 mod secure;
 pub mod snapshot;
+mod socket;
 mod stream;
 mod task;
 #[cfg(feature = "tls")]
@@ -473,7 +474,7 @@ impl Builder {
     /// ```
     pub async fn start(self) -> Result<(SerfHandle, Events), StartError> {
         let (udp, tcp, bound) = bind(self.bind, self.transport.uses_tcp()).await?;
-        let udp = Arc::new(udp);
+        let (udp, mut udp_closed) = socket::GossipSocket::new(udp);
         let advertise = match self.advertise {
             Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), bound.port()),
             Some(a) => a,
@@ -517,7 +518,7 @@ impl Builder {
                 match snapshot::Writer::start(path, state, config.rejoin_after_leave) {
                     Ok(w) => Some(w),
                     Err(e) => {
-                        transport.inbound.close();
+                        transport.inbound.close().await;
                         return Err(e.into());
                     }
                 }
@@ -563,6 +564,15 @@ impl Builder {
         };
         tokio::spawn(async move {
             task.run().await;
+            // The task has let go of the socket, but a send of quinn's under way on
+            // another thread may still hold it (`socket.rs`): the port is free, as
+            // `shutdown` promises, only once that ends too.
+            if !udp_closed.wait(socket::CLOSE_LIMIT).await {
+                tracing::warn!(
+                    "the UDP socket was still open {:?} after the node stopped",
+                    socket::CLOSE_LIMIT
+                );
+            }
             let _ = done_tx.send(true);
         });
         let handle = SerfHandle {

@@ -22,6 +22,7 @@
 
 use crate::inbound::{Accepted, Handshakes, SecureConn};
 use crate::secure::SecureConfigs;
+use crate::socket::GossipSocket;
 use crate::stream::{Ending, LINGER, Open, StreamShared, Write, connect_failed, run_io};
 use bytes::Bytes;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
@@ -36,7 +37,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// Connection close codes (application level).
@@ -47,6 +47,13 @@ pub(crate) const CLOSE_REFUSED: u32 = 2;
 /// QUIC packets queued between the core's task and the endpoint. A full queue drops
 /// (counted): QUIC retransmits.
 const INBOX: usize = 1024;
+
+/// How long shutdown waits for the closed connections to end. A closed connection sends
+/// its close at once, then lingers three probe timeouts (RFC 9000 §10.2): about 0.1 s
+/// once a round trip was measured, about 3 s for one still shaking hands (quinn then
+/// assumes a 333 ms round trip), whose peer loses little by waiting out its idle
+/// timeout. quinn tells only when the lingering ends, not when the close was sent.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Whether a datagram on the gossip port is QUIC (RFC 9443 §4: the fixed bit).
 pub(crate) fn is_quic(datagram: &[u8]) -> bool {
@@ -87,7 +94,7 @@ impl QuicInbox {
 /// Starts the endpoint on `socket` and its accept loop. Returns the connector for
 /// outbound streams and the inbox for QUIC packets the task reads.
 pub(crate) fn start(
-    socket: &Arc<UdpSocket>,
+    socket: &Arc<GossipSocket>,
     configs: &SecureConfigs,
     handshakes: Handshakes,
     idle_timeout: Duration,
@@ -147,10 +154,14 @@ fn transport_config(idle_timeout: Duration) -> quinn::TransportConfig {
 }
 
 impl QuicConnector {
-    /// Closes the endpoint: every connection is aborted and the accept loop ends.
-    pub fn close(&self) {
+    /// Closes the endpoint: every connection is aborted and the accept loop ends. Waits,
+    /// up to [`CLOSE_WAIT`], until every connection has ended: their closes then went
+    /// out while the socket was still open (so peers learn of them now, not at their
+    /// idle timeout), and quinn's tasks have nothing left to send on it.
+    pub async fn close(&self) {
         self.endpoint
             .close(VarInt::from_u32(CLOSE_ABORT), b"shutdown");
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.endpoint.wait_idle()).await;
     }
 
     /// Connects and shakes hands (checking the certificate names `peer` when known),
@@ -256,11 +267,12 @@ async fn accept_loop(endpoint: Endpoint, hs: Handshakes) {
 }
 
 /// The gossip port's socket as quinn sees it: packets the core's task passed on, and
-/// direct sends. It holds the socket weakly, so the port is free the moment the task
-/// ends, whatever quinn's endpoint driver still does.
+/// direct sends. It holds the socket weakly, so quinn's tasks, which outlive the node's
+/// task while their connections drain, never keep the port bound; a send under way holds
+/// it for a moment, and shutdown waits for that (`socket.rs`).
 #[derive(Debug)]
 struct MuxSocket {
-    socket: Weak<UdpSocket>,
+    socket: Weak<GossipSocket>,
     local: SocketAddr,
     inbox: Mutex<mpsc::Receiver<(SocketAddr, Bytes)>>,
 }
@@ -328,7 +340,7 @@ impl AsyncUdpSocket for MuxSocket {
 
 /// Waits until the shared socket can send, for quinn.
 struct Writable {
-    socket: Weak<UdpSocket>,
+    socket: Weak<GossipSocket>,
     waiting: Option<Pin<Box<dyn Future<Output = io::Result<()>> + Send + Sync>>>,
 }
 

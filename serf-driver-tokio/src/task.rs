@@ -14,6 +14,7 @@ use crate::handle::Command;
 use crate::inbound::Accepted;
 use crate::members::Members;
 use crate::metrics::DriverMetrics;
+use crate::socket::GossipSocket;
 use crate::stream::{self, StreamMsg, StreamShared, WRITE_QUEUE, Write};
 use crate::transport::Inbound;
 use crate::view::Republish;
@@ -24,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -85,7 +86,7 @@ pub(crate) struct Task {
     pub serf: Serf,
     pub clock: Clock,
     /// Shared with the QUIC endpoint, which holds it weakly (`quic.rs`).
-    pub udp: Arc<UdpSocket>,
+    pub udp: Arc<GossipSocket>,
     /// None when the stream transport needs no listener (QUIC).
     pub tcp: Option<TcpListener>,
     pub inbound: Inbound,
@@ -240,7 +241,7 @@ impl Task {
         // Every connection ends (aborted) before the shutdown's reply is seen.
         run.tasks.shutdown().await;
         self.metrics.connections.store(0, Relaxed);
-        self.inbound.close();
+        self.inbound.close().await;
         for w in run.waiters.leaves.drain(..) {
             let _ = w.send(Err(Error::Shutdown));
         }

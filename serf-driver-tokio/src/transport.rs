@@ -4,11 +4,12 @@
 
 use crate::inbound::{Accepted, Handshakes, SecureConn};
 use crate::metrics::DriverMetrics;
+use crate::socket::GossipSocket;
 use crate::stream::{Connector, StreamShared, Write};
 use serf_proto::StreamId;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -67,7 +68,7 @@ pub(crate) fn start(
     choice: Choice,
     node: &str,
     config: &serf_proto::serf::Config,
-    udp: &Arc<UdpSocket>,
+    udp: &Arc<GossipSocket>,
     metrics: &Arc<DriverMetrics>,
 ) -> Result<Started, crate::StartError> {
     let inbound_cap = config.memberlist.max_inbound_streams.max(1);
@@ -190,10 +191,10 @@ impl Inbound {
     }
 
     /// Ends the transport's own machinery at shutdown.
-    pub fn close(&self) {
+    pub async fn close(&self) {
         #[cfg(feature = "quic")]
         if let Inbound::Quic { connector, .. } = self {
-            connector.close();
+            connector.close().await;
         }
     }
 }

@@ -96,13 +96,13 @@ pub struct Agent {
         tokio::sync::mpsc::Receiver<Vec<SocketAddr>>,
     )>,
     /// Metrics exporters; they stop when the agent is dropped.
-    _telemetry: Telemetry,
+    telemetry: Telemetry,
 }
 
 /// The exporters that run (each optional).
 #[derive(Default)]
 struct Telemetry {
-    _prometheus: Option<crate::telemetry::PrometheusServer>,
+    prometheus: Option<crate::telemetry::PrometheusServer>,
     _statsd: Option<crate::telemetry::PushSink>,
     _statsite: Option<crate::telemetry::PushSink>,
 }
@@ -291,7 +291,7 @@ impl Agent {
             core_logs,
             handlers,
             discovery,
-            _telemetry: telemetry,
+            telemetry,
         };
         if !agent.config.start_join.is_empty() {
             println!(
@@ -321,6 +321,11 @@ impl Agent {
     /// Where the RPC listens.
     pub fn rpc_addr(&self) -> SocketAddr {
         self.rpc.local_addr()
+    }
+
+    /// Where the Prometheus endpoint listens (`prometheus_addr`), if it runs.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.telemetry.prometheus.as_ref().map(|p| p.local_addr())
     }
 
     /// The agent's log.
@@ -568,12 +573,16 @@ async fn start_telemetry(
         return Ok(t);
     }
     let (node, hs, clients) = (handle.clone(), handlers.clone(), ctx.clients.clone());
+    let (streams, monitors) = (ctx.events.clone(), ctx.logger.clone());
     let collect: Collect = Arc::new(move || {
         let (node, hs, clients) = (node.clone(), hs.clone(), clients.clone());
+        let (streams, monitors) = (streams.clone(), monitors.clone());
         Box::pin(async move {
             let mut s = Snapshot::from_node(&node).await.unwrap_or_default();
             s.handlers = hs.stats();
             s.rpc_clients = clients.load(Relaxed) as u64;
+            s.rpc_stream_dropped = streams.dropped();
+            s.rpc_monitor_dropped = monitors.dropped();
             s
         })
     });
@@ -588,7 +597,7 @@ async fn start_telemetry(
                 server.local_addr()
             ),
         );
-        t._prometheus = Some(server);
+        t.prometheus = Some(server);
     }
     let log = {
         let logger = logger.clone();

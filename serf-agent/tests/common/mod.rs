@@ -21,6 +21,8 @@ pub struct TestAgent {
     pub gossip: SocketAddr,
     pub handle: serf_driver_tokio::SerfHandle,
     pub logger: Logger,
+    /// The Prometheus endpoint, when the config asks for one.
+    pub prometheus: Option<SocketAddr>,
     pub run: JoinHandle<i32>,
 }
 
@@ -50,12 +52,14 @@ pub async fn start_agent_with(cfg: AgentConfig) -> TestAgent {
     let rpc = agent.rpc_addr();
     let handle = agent.handle().clone();
     let gossip = handle.local_addr();
+    let prometheus = agent.prometheus_addr();
     let run = tokio::spawn(agent.run(false, None));
     TestAgent {
         rpc,
         gossip,
         handle,
         logger,
+        prometheus,
         run,
     }
 }
