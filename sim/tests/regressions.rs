@@ -145,26 +145,34 @@ fn the_serf_layer_measures_first_suspicion() {
 
 /// A node restarted fresh just before the cluster finished failing its crashed life:
 /// the old suspicions expire at the old incarnation while it is up again. Those reports
-/// finish detecting the crash; they are no false positives at a healthy member.
+/// finish detecting the crash; they are no false positives at a healthy member. With
+/// eager gossip the restarted node's refutation outruns the old suspicions almost
+/// always, so the path is exercised with Go's ticker; both must report no false
+/// positive.
 #[test]
 fn failing_a_crashed_life_after_its_restart_is_no_false_positive() {
-    let (mut healthy, mut previous) = (0, 0);
-    for down in [3, 7, 8, 9] {
-        for seed in 1..9 {
-            let mut s = Scenario::new("restart-fp", 30, secs(120));
-            let mut r = Action::new(secs(40), ActionKind::Restart, list(&[17]));
-            r.downtime = Some(secs(down));
-            s.actions.push(r);
-            let rep = run_ml(&s, seed);
-            healthy += rep.false_positives.healthy;
-            previous += rep.false_positives.previous_life;
+    for eager in [None, Some(secs(0))] {
+        let (mut healthy, mut previous) = (0, 0);
+        for down in [3, 7, 8, 9] {
+            for seed in 1..9 {
+                let mut s = Scenario::new("restart-fp", 30, secs(120));
+                s.config.eager_gossip = eager;
+                let mut r = Action::new(secs(40), ActionKind::Restart, list(&[17]));
+                r.downtime = Some(secs(down));
+                s.actions.push(r);
+                let rep = run_ml(&s, seed);
+                healthy += rep.false_positives.healthy;
+                previous += rep.false_positives.previous_life;
+            }
+        }
+        assert_eq!(healthy, 0, "no live member was ever wrongly suspected");
+        if eager.is_some() {
+            assert!(
+                previous > 0,
+                "the scenario does fail crashed lives after restarts"
+            );
         }
     }
-    assert_eq!(healthy, 0, "no live member was ever wrongly suspected");
-    assert!(
-        previous > 0,
-        "the scenario does fail crashed lives after restarts"
-    );
 }
 
 /// Suspicions a partition or cut started expire after it heals: they are the

@@ -47,10 +47,11 @@ pub struct Config {
     /// the simulator's user-event storm (100 nodes, 20 events/s) p50 0.32 s becomes
     /// 0.07 s for 2% more bytes (smaller batches, more headers). Each message is still
     /// sent `retransmit_mult * ceil(log10(n + 1))` times and an idle cluster's traffic
-    /// is unchanged; the gap bounds the extra rounds during a storm. Membership gossip
-    /// keeps the ticker's pace: sent sooner, an alive message also retires sooner, and
-    /// in a join storm (1,000 nodes in 30 s) newcomers not yet known to its senders
-    /// missed it (convergence up to 176 s instead of 5 s). An idle node also stops
+    /// is unchanged; the gap bounds the extra rounds during a storm. Of the membership
+    /// messages, deaths, leaves and refutations are eager too; alive messages and
+    /// suspicions keep the ticker's pace (sent sooner, an alive message also retires
+    /// sooner, and in a join storm of 1,000 nodes newcomers not yet known to its senders
+    /// missed it: convergence up to 176 s instead of 5 s). An idle node also stops
     /// waking for empty gossip ticks. A quarter of `gossip_interval` by default; `None`
     /// gives Go's behaviour (every broadcast waits for the ticker).
     pub eager_gossip: Option<Duration>,

@@ -53,7 +53,7 @@ impl Core {
                 SerfTimer::QueryRetry(id) => self.retry_query(id),
                 SerfTimer::IncomingSweep => self.sweep_incoming(now),
                 SerfTimer::LeaveIntentTimeout(notify) => {
-                    // The intent did not go out in time; leave anyway (Go only warns).
+                    // The intent has had its time (see `leave`); Go only warns here.
                     if self.leave == LeaveStage::Intent(notify) {
                         self.leave_memberlist();
                     }
