@@ -12,7 +12,8 @@
 #   event     `serf event -coalesce=false` on the first agent; every agent's handler
 #             (`user=` script writing `date +%s%N`) gives the delivery time: p50, max;
 #             EVENTS (default 5) events one after another, the median of each figure;
-#   idle      after 5 s of settling, over IDLE seconds: resident memory per agent (VmRSS,
+#   idle      once the agents have run SETTLE seconds (default 65; at least 5 s after the
+#             join), over IDLE seconds: resident memory per agent (VmRSS,
 #             mean), CPU seconds per minute per agent (utime+stime), loopback bytes per
 #             second per agent (every packet of the run, IP headers included); PSS too
 #             (proportional set size: pages shared between the N agents, such as the
@@ -21,6 +22,10 @@
 #             failed; "false" counts other members any agent lists failed or left;
 #   leave     `serf leave` on the next-to-last agent; the time until every remaining
 #             agent lists it left.
+# Why settle 65 s: Go's memberlist does its first periodic push-pull a random stagger
+# plus a whole period (30 s) after start, so before 60 s most Go agents have done none
+# while ours (first one within the first period) have; an earlier window counted ours and
+# not Go's (at 32 nodes a push-pull is about a quarter of the idle bytes).
 # Times are from a loop polling each agent with the CLI (about 0.1-0.3 s of resolution at
 # N = 32: each round spawns N CLI processes).
 #
@@ -35,6 +40,7 @@ cd "$(dirname "$0")/.."
 SIZES=${1:-${SIZES:-"8 32"}}
 IDLE=${2:-${IDLE:-30}}
 EVENTS=${EVENTS:-5}
+SETTLE=${SETTLE:-65}
 GO=${GO:-/usr/bin/serf}
 # Ours is linked statically against musl, as HashiCorp's Go binary is static (TARGET=host
 # for a glibc build, whose RSS also counts the shared libc pages it touched).
@@ -59,7 +65,7 @@ fi
 [ -x "$GO" ] || { echo "HashiCorp's serf not found at $GO (apt-get install serf)" >&2; exit 1; }
 OURS=$(realpath "$OURS")
 if [ -z "${SERF_BENCH_NETNS:-}" ] && [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
-  exec env SERF_BENCH_NETNS=1 OURS="$OURS" GO="$GO" EVENTS="$EVENTS" unshare -n "$0" "$SIZES" "$IDLE"
+  exec env SERF_BENCH_NETNS=1 OURS="$OURS" GO="$GO" EVENTS="$EVENTS" SETTLE="$SETTLE" unshare -n "$0" "$SIZES" "$IDLE"
 fi
 ISOLATED=no
 if [ -n "${SERF_BENCH_NETNS:-}" ]; then
@@ -105,6 +111,7 @@ run() { # impl-binary label N
   chmod +x "$dir/rec.sh"
   local base; base=$(base_port 21000 "$n")
   local gossip=() rpc=() mypids=()
+  local started; started=$(date +%s)
   for ((i = 0; i < n; i++)); do
     gossip[i]=$((base + i)); rpc[i]=$((base + n + i))
     "$bin" agent -node="n$i" -bind="127.0.0.1:${gossip[i]}" -rpc-addr="127.0.0.1:${rpc[i]}" \
@@ -133,6 +140,8 @@ run() { # impl-binary label N
 
   # idle
   sleep 5
+  local wait_more=$(( started + SETTLE - $(date +%s) ))
+  [ "$wait_more" -gt 0 ] && sleep "$wait_more"
   local cpu0=0 cpu1=0 b0 b1 rss=0 pss=0 f
   for p in "${mypids[@]}"; do read -r -a f < "/proc/$p/stat"; cpu0=$((cpu0 + f[13] + f[14])); done
   b0=$(lo_bytes)
@@ -211,7 +220,7 @@ run() { # impl-binary label N
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 
 echo "# serf agent: HashiCorp's ($("$GO" version | head -1)) vs ours ($("$OURS" version | head -1))"
-echo "loopback, LAN profile, CLI: $CLI, idle window ${IDLE}s, $EVENTS events (medians), private network namespace: $ISOLATED"
+echo "loopback, LAN profile, CLI: $CLI, idle window ${IDLE}s after ${SETTLE}s up, $EVENTS events (medians), private network namespace: $ISOLATED"
 [ "$ISOLATED" = yes ] || echo "(bytes include any other loopback traffic on this host)"
 for n in $SIZES; do
   # Not in a subshell: the agents' pids must reach the cleanup trap.
