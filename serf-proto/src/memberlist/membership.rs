@@ -370,13 +370,18 @@ impl<D: Delegate> Memberlist<D> {
     /// interval per subject: one small datagram in answer to one, never to a stranger.
     fn correct_stale_suspicion(&mut self, now: Instant, i: usize, source: SocketAddr) {
         let interval = self.config.gossip_interval;
+        let e = self.members.at(i);
+        if e.last_accused != NEVER && now - e.last_accused < interval {
+            return;
+        }
+        // A scan of the table, but at most once per gossip interval per subject.
         let live_source = self.members.iter().any(|m| {
             m.node.addr() == source && matches!(m.node.state, NodeState::Alive | NodeState::Suspect)
         });
-        let e = self.members.at_mut(i);
-        if !live_source || (e.last_accused != NEVER && now - e.last_accused < interval) {
+        if !live_source {
             return;
         }
+        let e = self.members.at_mut(i);
         e.last_accused = now;
         let (state, incarnation) = (e.node.state, e.node.incarnation);
         let node = e.node.name.clone();

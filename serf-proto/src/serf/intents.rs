@@ -237,13 +237,14 @@ impl Core {
                 .push_back(Action::broadcast(TIER_INTENT, &msg, Some(notify)));
             // Go waits until the intent has been sent its full count (or the broadcast
             // timeout), so views mark us leaving before the memberlist reports us gone.
-            // Gossiped eagerly, the intent has crossed the cluster after one round and its
-            // receivers' rounds: a gossip interval is plenty, and the rest of its count
-            // goes out meanwhile. (Sending both at once was faster still, but a view that
-            // missed one then mostly missed both, being in the same packets, and had no
-            // leaving member to check on: at 8 nodes the slowest view took 12 s.)
+            // Gossiped eagerly, the intent crosses the cluster in its first rounds and
+            // its receivers' (milliseconds on a LAN): two eager gaps are plenty, and the
+            // rest of its count goes out meanwhile. (Sending both at once was faster
+            // still, but a view that missed one then mostly missed both, being in the same
+            // packets, and had no leaving member to check on: at 8 nodes the slowest view
+            // took 12 s.)
             let wait = match self.config.memberlist.eager_gossip {
-                Some(_) => self.config.memberlist.gossip_interval,
+                Some(gap) => gap * 2,
                 None => self.config.broadcast_timeout,
             };
             self.schedule(now + wait, SerfTimer::LeaveIntentTimeout(notify));
