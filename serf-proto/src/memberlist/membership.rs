@@ -24,6 +24,16 @@ fn plausible(known: u32, claimed: u32) -> bool {
     claimed <= known.saturating_add(MAX_INCARNATION_JUMP)
 }
 
+/// A member's own leave message: a dead message from itself.
+pub(crate) fn leave_message(node: &str, incarnation: u32) -> Vec<u8> {
+    Dead {
+        incarnation,
+        node,
+        from: node,
+    }
+    .to_vec()
+}
+
 impl<D: Delegate> Memberlist<D> {
     /// Queues a membership broadcast about `node`, replacing any older one about it.
     /// `urgent` news (a death or leave, a refutation) starts an early gossip round
@@ -193,7 +203,7 @@ impl<D: Delegate> Memberlist<D> {
         let e = self.members.at_mut(i);
         if e.node.state == NodeState::Alive
             || e.node.addr != a.addr
-            || (e.last_accused != NEVER && now - e.last_accused < interval)
+            || e.accused_within(now, interval)
         {
             return;
         }
@@ -213,18 +223,17 @@ impl<D: Delegate> Memberlist<D> {
                 from: &self.name,
             }
             .to_vec(),
-            // The member's own leave message.
-            NodeState::Left => Dead {
-                incarnation,
-                node: &node,
-                from: &node,
-            }
-            .to_vec(),
+            NodeState::Left => leave_message(&node, incarnation),
             NodeState::Alive => return,
         };
         self.metrics.accusations_sent += 1;
+        self.send_framed(addr, framed);
+    }
+
+    /// Sends one framed message straight to `to`, not by gossip.
+    pub(crate) fn send_framed(&mut self, to: SocketAddr, framed: Vec<u8>) {
         self.pending.push_back(Pending::Packet {
-            to: addr,
+            to,
             msg: OutMsg::Framed(Bytes::from(framed)),
         });
     }
@@ -370,8 +379,7 @@ impl<D: Delegate> Memberlist<D> {
     /// interval per subject: one small datagram in answer to one, never to a stranger.
     fn correct_stale_suspicion(&mut self, now: Instant, i: usize, source: SocketAddr) {
         let interval = self.config.gossip_interval;
-        let e = self.members.at(i);
-        if e.last_accused != NEVER && now - e.last_accused < interval {
+        if self.members.at(i).accused_within(now, interval) {
             return;
         }
         // A scan of the table, but at most once per gossip interval per subject.
@@ -386,12 +394,7 @@ impl<D: Delegate> Memberlist<D> {
         let (state, incarnation) = (e.node.state, e.node.incarnation);
         let node = e.node.name.clone();
         let framed = if state == NodeState::Left {
-            Dead {
-                incarnation,
-                node: &node,
-                from: &node,
-            }
-            .to_vec()
+            leave_message(&node, incarnation)
         } else {
             Suspect {
                 incarnation,
@@ -401,10 +404,7 @@ impl<D: Delegate> Memberlist<D> {
             .to_vec()
         };
         self.metrics.suspicions_corrected += 1;
-        self.pending.push_back(Pending::Packet {
-            to: source,
-            msg: OutMsg::Framed(Bytes::from(framed)),
-        });
+        self.send_framed(source, framed);
     }
 
     /// A dead message (or a leave, when `node == from`).

@@ -876,12 +876,8 @@ impl<D: Delegate> Memberlist<D> {
         // broadcast brings the round forward anyway (and a tick that passed meanwhile
         // fires at once, then the ticker carries on on its grid).
         let idle = self.config.eager_gossip.is_some() && !self.has_broadcasts();
-        let timers = if idle {
-            self.timers.next_deadline_except(Periodic::Gossip)
-        } else {
-            self.timers.next_deadline()
-        };
-        let at = timers.unwrap_or(Instant::MAX);
+        let skip = idle.then_some(Periodic::Gossip);
+        let at = self.timers.next_deadline(skip).unwrap_or(Instant::MAX);
         self.eager_gossip_at().map_or(at, |e| e.min(at))
     }
 

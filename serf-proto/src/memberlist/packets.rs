@@ -79,17 +79,8 @@ impl<D: Delegate> Memberlist<D> {
             // We left and answer probes only while our leave spreads (Serf's propagate
             // delay). Whoever probes us now has not heard: tell it, rather than leave it
             // to find us gone and suspect us when we stop.
-            let me = self.name.clone();
-            let framed = crate::wire::Dead {
-                incarnation: self.incarnation,
-                node: &me,
-                from: &me,
-            }
-            .to_vec();
-            self.pending.push_back(super::Pending::Packet {
-                to,
-                msg: OutMsg::Framed(Bytes::from(framed)),
-            });
+            let framed = super::membership::leave_message(&self.name, self.incarnation);
+            self.send_framed(to, framed);
         }
     }
 

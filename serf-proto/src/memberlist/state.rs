@@ -170,6 +170,13 @@ pub(crate) struct Entry {
     pub last_accused: Instant,
 }
 
+impl Entry {
+    /// Whether we told this member something directly less than `interval` ago.
+    pub fn accused_within(&self, now: Instant, interval: core::time::Duration) -> bool {
+        self.last_accused != NEVER && now - self.last_accused < interval
+    }
+}
+
 /// "Never", for [`Entry::last_accused`].
 pub(crate) const NEVER: Instant = Instant::MAX;
 

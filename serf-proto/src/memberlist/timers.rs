@@ -69,18 +69,12 @@ impl Timers {
         self.heap.push(Reverse((at, self.seq, timer)));
     }
 
-    /// The earliest deadline of either kind.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        let heap = self.heap.peek().map(|Reverse((at, _, _))| *at);
-        self.periodic.iter().flatten().copied().chain(heap).min()
-    }
-
-    /// The earliest deadline, leaving periodic timer `skip` out.
-    pub fn next_deadline_except(&self, skip: Periodic) -> Option<Instant> {
+    /// The earliest deadline of either kind, leaving periodic timer `skip` out.
+    pub fn next_deadline(&self, skip: Option<Periodic>) -> Option<Instant> {
         let heap = self.heap.peek().map(|Reverse((at, _, _))| *at);
         let periodic = self.periodic.iter().enumerate();
         let periodic = periodic
-            .filter(|(i, _)| *i != skip as usize)
+            .filter(|(i, _)| skip.is_none_or(|s| *i != s as usize))
             .flat_map(|(_, at)| *at);
         periodic.chain(heap).min()
     }
@@ -111,7 +105,7 @@ mod tests {
         t.schedule(Instant::from_secs(1), Timer::Stream(2));
         t.schedule(Instant::from_secs(1), Timer::Stream(3));
         t.set_periodic(Periodic::Gossip, Some(Instant::from_millis(500)));
-        assert_eq!(t.next_deadline(), Some(Instant::from_millis(500)));
+        assert_eq!(t.next_deadline(None), Some(Instant::from_millis(500)));
         assert_eq!(t.pop_due(Instant::from_millis(999)), None);
         assert_eq!(t.pop_due(Instant::from_secs(5)), Some(Timer::Stream(2)));
         assert_eq!(t.pop_due(Instant::from_secs(5)), Some(Timer::Stream(3)));
